@@ -1,0 +1,165 @@
+"""What profiling costs: a plain forward of ESDNet against the same forward under snn_energy's Profiler,
+SpikingJelly's SimpleEnergyProfiler and fvcore's FlopCountAnalysis, on CPU.
+
+    python benchmarks/profiler_overhead.py [--preset paper] [--size 128] [--repeats 3] [--threads 1]
+
+Timing: one warm-up round, then ``--repeats`` rounds; each round runs every method once, in turn, so a change
+of machine load hits all of them alike. Reported: the median wall-clock and CPU (process) time per forward,
+and each method's ratio to the plain forward. All runs are under ``torch.no_grad()``; our profiler is entered
+and left around each forward (attaching and removing its hooks is part of its cost).
+
+Memory: in a fresh Python process per method, the model runs one warm-up forward, the kernel's peak-RSS mark
+is reset (``/proc/self/clear_refs``), and one more forward runs: reported are the peak resident set size during
+that forward (``VmHWM``) and its rise above the resident size just before it (what the forward itself adds).
+The children run with ``MALLOC_MMAP_THRESHOLD_=65536`` so that freed activations leave the resident set at once
+(otherwise glibc's moving threshold makes the peak depend on allocation history). Torch's CPU tensors are not
+seen by tracemalloc, hence RSS (Linux only).
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+import esdnet
+from snn_energy import Profiler
+
+METHODS = ("plain", "snn_energy", "spikingjelly", "fvcore")
+# glibc serves allocations above this from mmap and unmaps them when freed, so that the resident size follows
+# the live tensors; its default threshold moves with the allocation history, which makes RSS peaks of two runs of
+# the same forward differ by tens of MiB.
+MMAP_THRESHOLD = 64 * 1024
+
+
+def _forward(method: str, model: torch.nn.Module, x: torch.Tensor):
+    """Return a callable running one forward of ``model`` on ``x`` the way ``method`` does."""
+    if method == "plain":
+        return lambda: model(x)
+    if method == "snn_energy":
+        def profiled():
+            with Profiler(model):
+                model(x)
+        return profiled
+    if method == "spikingjelly":
+        from spikingjelly.activation_based.op_counter import SimpleEnergyProfiler
+
+        def counted():
+            profiler = SimpleEnergyProfiler()
+            profiler.bind_model(model)
+            with profiler:
+                model(x)
+            profiler.get_report()
+        return counted
+    from fvcore.nn import FlopCountAnalysis
+
+    def traced():
+        analysis = FlopCountAnalysis(model, x)
+        analysis.unsupported_ops_warnings(False)
+        analysis.uncalled_modules_warnings(False)
+        analysis.total()
+    return traced
+
+
+def _timed(run) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def time_methods(model, x, methods, repeats: int) -> dict[str, tuple[float, float]]:
+    """Return the median (wall s, CPU s) per forward of each method, measured in interleaved rounds."""
+    runs = {method: _forward(method, model, x) for method in methods}
+    samples = {method: [] for method in methods}
+    with torch.no_grad():
+        for round_index in range(repeats + 1):
+            for method, run in runs.items():
+                seconds = _timed(run)
+                if round_index:  # round 0 warms up
+                    samples[method].append(seconds)
+                print(f"  round {round_index}{' (warm-up)' if not round_index else ''} {method:13s} "
+                      f"wall {seconds[0]:7.2f} s  cpu {seconds[1]:7.2f} s", flush=True)
+    return {m: (statistics.median(s[0] for s in v), statistics.median(s[1] for s in v)) for m, v in samples.items()}
+
+
+def _memory_status_mib(field: str) -> float:
+    with open("/proc/self/status") as handle:
+        line = next(line for line in handle if line.startswith(field + ":"))
+    return int(line.split()[1]) / 1024  # kB
+
+
+def measure_memory_in_this_process(method: str, preset: str, size: int, threads: int) -> None:
+    """Child process: build the model, run one warm-up forward the way ``method`` does, reset the peak-RSS mark,
+    run one more; print the peak resident size during it and its rise above the size before it, in MiB."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = esdnet.build_model(preset).eval()
+    x = torch.rand(1, 3, size, size)
+    run = _forward(method, model, x)
+    with torch.no_grad():
+        run()
+        gc.collect()
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")  # resets VmHWM, the peak resident set size, to the current size
+        before = _memory_status_mib("VmRSS")
+        run()
+    peak = _memory_status_mib("VmHWM")
+    print(f"{peak:.1f} {peak - before:.1f}")
+
+
+def memory_of(method: str, args) -> tuple[float, float]:
+    """Return (peak RSS MiB, its rise above the RSS before the forward, MiB) of one forward by ``method``,
+    measured in a fresh process."""
+    command = [sys.executable, __file__, "--child-memory", method, "--preset", args.preset, "--size",
+               str(args.size), "--threads", str(args.threads)]
+    environment = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}
+    output = subprocess.run(command, check=True, capture_output=True, text=True, env=environment).stdout.split()
+    return float(output[-2]), float(output[-1])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="paper", help="ESDNet preset (default: paper)")
+    parser.add_argument("--size", type=int, default=128, help="image height and width (default: 128)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds after the warm-up (default: 3)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=METHODS[1:], help="methods to leave out")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    parser.add_argument("--child-memory", choices=("plain", "snn_energy"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child_memory:
+        measure_memory_in_this_process(args.child_memory, args.preset, args.size, args.threads)
+        return 0
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = esdnet.build_model(args.preset).eval()
+    x = torch.rand(1, 3, args.size, args.size)
+    methods = [m for m in METHODS if m not in args.skip]
+    print(f"ESDNet {args.preset} preset, input 1x3x{args.size}x{args.size}, T={model.T}, CPU, "
+          f"{args.threads} torch thread(s), {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+    medians = time_methods(model, x, methods, args.repeats)
+    plain_wall, plain_cpu = medians["plain"]
+    print(f"\nmedian of {args.repeats} rounds (load average now {os.getloadavg()[0]:.2f})")
+    print(f"{'method':14s} {'wall s':>8s} {'cpu s':>8s} {'wall x':>8s} {'cpu x':>8s}")
+    for method, (wall, cpu) in medians.items():
+        print(f"{method:14s} {wall:8.2f} {cpu:8.2f} {wall / plain_wall:8.2f} {cpu / plain_cpu:8.2f}")
+    if not args.no_memory:
+        plain_peak, plain_rise = memory_of("plain", args)
+        ours_peak, ours_rise = memory_of("snn_energy", args)
+        print("\npeak resident memory during one forward after a warm-up (VmHWM, fresh process per method, "
+              f"MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD}); rise = peak - resident size just before the forward")
+        print(f"{'method':14s} {'peak MiB':>9s} {'rise MiB':>9s}")
+        print(f"{'plain':14s} {plain_peak:9.1f} {plain_rise:9.1f}")
+        print(f"{'snn_energy':14s} {ours_peak:9.1f} {ours_rise:9.1f}")
+        print(f"snn_energy / plain: peak x{ours_peak / plain_peak:.3f}, rise x{ours_rise / plain_rise:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""``profile(model, inputs, **options)``: the one entry point, from a model and images to a ProfileResult."""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+
+import torch
+import torch.nn as nn
+from spikingjelly.activation_based import functional
+
+from snn_energy import tables
+from snn_energy.energy import default_sweep_ratios, energy_constants, sensitivity_sweep
+from snn_energy.errors import ModelInputError, ProfilerError
+from snn_energy.handlers import SYNAPTIC_HANDLERS, module_handler
+from snn_energy.recorder import Profiler
+from snn_energy.result import ProfileResult
+
+_FORWARD_ERRORS = (RuntimeError, ValueError, AssertionError, IndexError, TypeError)
+
+
+def profile(model: nn.Module, inputs, *, timesteps: int | None = None, step_mode: str = "auto",
+            constants="fp32", e_mac_pJ: float | None = None, e_ac_pJ: float | None = None,
+            accounting: str = "strict", encoding_policy: str = "per_timestep", encoding_layer: str | None = None,
+            fold_batchnorm: bool = False, ann_twin: nn.Module | None = None,
+            single_pass_ann: nn.Module | None = None, spike_maps=(), sweep_ratios=None,
+            count_functional_ops: bool = True) -> ProfileResult:
+    """Profile ``model`` on ``inputs`` and return its spike, operation and energy tables (energies in pJ).
+
+    ``inputs``: one batch (a tensor whose first axis is the images) or an iterable of batches, each a tensor or
+    a sequence whose first element is the model's input (e.g. a DataLoader of (input, target) pairs).
+    ``timesteps``: None when the model handles time itself (e.g. repeats a static image over T inside);
+    T to have the profiler drive time: a multi-step model gets the batch repeated to ``[T, N, ...]``, a
+    single-step model is called T times on it. Neuron states are reset (``functional.reset_net``) after every
+    batch. The model runs under ``torch.no_grad()`` in whatever train/eval mode it is in.
+    ``constants``: a Horowitz preset name (``fp32`` default, ``fp16``, ``int32``, ``int8``) or EnergyConstants;
+    ``e_mac_pJ`` and ``e_ac_pJ`` together give custom constants. ``accounting``: which accounting ``energy_pJ``
+    columns use (``strict`` default, or ``paper``; both are always in ``energy_paper_pJ``/``energy_strict_pJ``).
+    ``encoding_policy``: ``per_timestep`` (default) or ``once`` for a static image repeated over T.
+    ``ann_twin`` / ``single_pass_ann``: the ANN with the same T and the single-pass ANN (T=1), profiled on the
+    same batches for the savings (when ``timesteps`` is given, the single-pass ANN gets ``timesteps=1``);
+    without them their dense counts are derived from the model's own rows.
+    ``spike_maps``: layer names whose spike maps to keep. ``sweep_ratios``: E_AC/E_MAC ratios of the sweep.
+
+    Raises ModelInputError when the model fails on the input (the message names the shape and the layer),
+    NoSynapticLayerError, ProfilerStateError, and ValueError (ProfilerError for ``inputs``) for an unknown
+    option, empty ``inputs`` or a batch that is not a tensor.
+    """
+    options = tables.EnergyOptions(
+        constants=energy_constants(constants, e_mac_pJ=e_mac_pJ, e_ac_pJ=e_ac_pJ), accounting=accounting,
+        encoding_policy=encoding_policy, fold_batchnorm=fold_batchnorm,
+    )
+    if timesteps is not None and (not isinstance(timesteps, int) or timesteps < 1):
+        raise ValueError(f"timesteps must be a positive integer or None, got {timesteps!r}")
+    profilers = {"snn": Profiler(model, step_mode=step_mode, encoding_layer=encoding_layer, spike_maps=spike_maps,
+                                 count_functional_ops=count_functional_ops)}
+    with contextlib.ExitStack() as stack, torch.no_grad():
+        stack.enter_context(profilers["snn"])
+        for role, twin in (("same_T", ann_twin), ("T1", single_pass_ann)):
+            if twin is not None:  # the twins take their inputs the way the model does: same step mode
+                profilers[role] = stack.enter_context(Profiler(
+                    twin, step_mode=profilers["snn"].step_mode, count_functional_ops=count_functional_ops))
+        batches = 0
+        for batch in _batches(inputs):
+            batches += 1
+            for role, profiler in profilers.items():
+                # the single-pass ANN runs one timestep where the profiler drives time for the others
+                _run_batch(profiler, batch, 1 if role == "T1" and timesteps else timesteps)
+    if batches == 0:
+        raise ValueError("inputs: no batch to profile (an empty iterable was given)")
+    return _result(profilers, options, sweep_ratios)
+
+
+def _batches(inputs) -> Iterable[torch.Tensor]:
+    """Yield the model input of each batch of ``inputs`` (see ``profile``)."""
+    if isinstance(inputs, torch.Tensor):
+        yield inputs
+        return
+    if not isinstance(inputs, Iterable):
+        raise ProfilerError(f"inputs must be a tensor or an iterable of batches, got {type(inputs).__name__}")
+    for index, batch in enumerate(inputs):
+        if isinstance(batch, (tuple, list)) and batch:
+            batch = batch[0]
+        if not isinstance(batch, torch.Tensor):
+            raise ProfilerError(f"inputs: batch {index} is a {type(batch).__name__}, expected a tensor")
+        yield batch
+
+
+def _run_batch(profiler: Profiler, batch: torch.Tensor, timesteps: int | None) -> None:
+    model = profiler.model
+    parameter = next(model.parameters(), None)
+    x = batch.to(parameter.device) if parameter is not None else batch
+    try:
+        if timesteps is None:
+            model(x)
+        elif profiler.step_mode == "m":
+            model(x.unsqueeze(0).expand(timesteps, *x.shape).contiguous())
+        else:
+            for _ in range(timesteps):
+                model(x)
+    except _FORWARD_ERRORS as err:
+        raise ModelInputError(_input_error_message(profiler, batch, timesteps, err)) from err
+    finally:
+        functional.reset_net(model)
+    profiler.end_sequence()
+
+
+def _input_error_message(profiler: Profiler, batch: torch.Tensor, timesteps: int | None, err: Exception) -> str:
+    model = profiler.model
+    message = (f"inputs: {type(model).__name__} failed on a batch of shape {list(batch.shape)} "
+               f"(rank {batch.dim()}{f', repeated over T={timesteps}' if timesteps else ''})")
+    if profiler.active_layer is not None:
+        layer = dict(model.named_modules()).get(profiler.active_layer, model)
+        message += f" in layer '{profiler.active_layer}' ({type(layer).__name__})"
+    first = next(((n, m) for n, m in model.named_modules() if module_handler(m) in SYNAPTIC_HANDLERS), None)
+    if first is not None and hasattr(first[1], "kernel_size"):
+        name, layer = first
+        rank = len(layer.kernel_size) + 2 + (getattr(layer, "step_mode", "s") == "m")
+        message += f"; its first declared synaptic layer '{name}' ({type(layer).__name__}) takes rank-{rank} tensors"
+    return f"{message}: {err}"
+
+
+def _result(profilers: dict[str, Profiler], options: tables.EnergyOptions, sweep_ratios) -> ProfileResult:
+    snn = profilers["snn"]
+    records, extremes = snn.records(), snn.neuron_extremes()
+    annotated = tables.annotate(records, options)
+    ann_records, ann_sources = {}, {}
+    for reference in tables.ANN_REFERENCES:
+        if reference in profilers:
+            ann_records[reference], ann_sources[reference] = profilers[reference].records(), "twin"
+        elif reference == "same_T":
+            ann_records[reference], ann_sources[reference] = records, "derived: the model's own dense MACs"
+        else:
+            ann_records[reference] = tables.single_pass_rows(records)
+            ann_sources[reference] = "derived: the model's timestep-0 and untimed rows"
+    ann_costs = {ref: tables.ann_costs_per_image(recs, options) for ref, recs in ann_records.items()}
+    images = tables.image_table(annotated, ann_costs, options)
+    summary, sweep_totals = tables.summary_table(
+        annotated, images, ann_costs, ann_sources, options, snn.encoding_layer, snn.timesteps)
+    settings = {
+        "model": type(snn.model).__name__, "step_mode": snn.step_mode, "timesteps": snn.timesteps,
+        "images": snn.images, "constants": options.constants.name, "e_mac_pJ": options.constants.e_mac_pJ,
+        "e_ac_pJ": options.constants.e_ac_pJ, "accounting": options.accounting,
+        "encoding_policy": options.encoding_policy, "encoding_layer": snn.encoding_layer,
+        "fold_batchnorm": options.fold_batchnorm, "ann_sources": ann_sources,
+        "count_functional_ops": snn.count_functional_ops,
+    }
+    return ProfileResult(
+        summary=summary,
+        layers=tables.layer_table(
+            annotated, extremes, options,
+            tables.synaptic_macs_per_layer(ann_records["T1"]), tables.synaptic_macs_per_layer(ann_records["same_T"])),
+        timesteps=tables.timestep_table(annotated),
+        images=images,
+        sensitivity=sensitivity_sweep(
+            sweep_totals, default_sweep_ratios() if sweep_ratios is None else sweep_ratios, options.constants),
+        records=annotated,
+        neuron_extremes=extremes,
+        settings=settings,
+        spike_maps={name: maps for name, maps in snn.spike_maps.items() if maps},
+    )
