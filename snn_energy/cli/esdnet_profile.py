@@ -1,0 +1,155 @@
+"""Profile an ESDNet and its single-pass ANN twin on an ImageSet: the toolkit's tables plus per-stage and per-image
+views, the spike maps of one image, and (when weights make them meaningful) the derained outputs.
+
+The SNN is profiled with its single-pass ANN twin (same topology, T=1) counted on the same images, so the
+summary's savings (``saving_vs_ann_T1``) rest on the twin's own counts. The twin is profiled once more on its
+own to break its energy down per layer (``ProfileResult`` keeps per-layer tables of the profiled model only).
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+import snn_energy
+from esdnet.model import ESDNet
+from snn_energy.cli.esdnet_stages import STAGE_ORDER, stage_of
+from snn_energy.cli.image_inputs import ImageSet
+from snn_energy.energy import ACCOUNTINGS, ann_operation_costs, energy_constants, energy_pJ
+
+ANN_REFERENCE = "T1"  # the headline ANN: the single-pass twin
+
+
+@dataclass
+class ESDNetProfile:
+    """Everything a report shows; energies in pJ per image (means over the images)."""
+
+    result: snn_energy.ProfileResult  # the SNN, its savings against the single-pass twin in ``summary``
+    ann_layers: pd.DataFrame  # per ANN layer: ``<accounting>_mac_ops`` / ``<accounting>_ac_ops`` per image
+    ann_images: pd.DataFrame  # per image: ``energy_<accounting>_pJ`` of the ANN twin
+    stages: pd.DataFrame  # per U-Net stage, see ``stage_table``
+    spike_maps: dict[str, torch.Tensor]  # of the first image: layer -> [T, C, H, W] spikes
+    snn_outputs: list[torch.Tensor]  # derained images [3, H, W] in [0, 1]
+    ann_outputs: list[torch.Tensor]
+
+    @property
+    def e_mac_pJ(self) -> float:
+        return float(self.result.summary["e_mac_pJ"].iloc[0])
+
+    @property
+    def e_ac_pJ(self) -> float:
+        return float(self.result.summary["e_ac_pJ"].iloc[0])
+
+    def total(self, accounting: str) -> pd.Series:
+        """Return the summary row of ``accounting`` (``paper`` or ``strict``)."""
+        return self.result.summary.set_index("accounting").loc[accounting]
+
+
+@contextlib.contextmanager
+def _kept_outputs(model: torch.nn.Module, enabled: bool):
+    """Yield a list that collects each forward's output images (clamped to [0, 1], on the CPU) while enabled."""
+    outputs: list[torch.Tensor] = []
+
+    def hook(module, args, output):
+        outputs.extend(output.detach().clamp(0.0, 1.0).cpu().unbind(0))
+
+    handle = model.register_forward_hook(hook) if enabled else None
+    try:
+        yield outputs
+    finally:
+        if handle is not None:
+            handle.remove()
+
+
+def _batches(images: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    return [image.unsqueeze(0).to(device) for image in images]
+
+
+def ann_layer_costs(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return the ANN's operation counts per layer and per image (both accountings), from its profile records.
+
+    Per layer: ``layer``, ``<accounting>_mac_ops``, ``<accounting>_ac_ops`` (means per image, network order).
+    Per image: ``image`` and the same columns.
+    """
+    images = records["image"].nunique()
+    columns = {}
+    for accounting in ACCOUNTINGS:
+        costs = ann_operation_costs(records, accounting)
+        columns[f"{accounting}_mac_ops"], columns[f"{accounting}_ac_ops"] = costs["mac_ops"], costs["ac_ops"]
+    costs = pd.DataFrame(columns).assign(layer=records["layer"], image=records["image"])
+    per_layer = costs.drop(columns="image").groupby("layer", sort=False).sum() / images
+    per_image = costs.drop(columns="layer").groupby("image").sum()
+    return per_layer.reset_index(), per_image.reset_index()
+
+
+def stage_table(layers: pd.DataFrame, ann_layers: pd.DataFrame, e_mac_pJ: float, e_ac_pJ: float) -> pd.DataFrame:
+    """Return one row per U-Net stage (network order): firing rate, dense MACs, accumulates and energies (pJ).
+
+    Columns: ``stage``; ``firing_rate`` (spikes / (neurons x timesteps) over the stage's neuron layers);
+    ``macs`` (dense MACs of the SNN over its T timesteps) and ``sops`` (accumulates driven by spikes);
+    per accounting and network ``snn_<acc>_mac_pJ``, ``snn_<acc>_ac_pJ``, ``ann_<acc>_mac_pJ``, ``ann_<acc>_ac_pJ``
+    (the MAC and AC parts) and their sums ``energy_snn_<acc>_pJ``, ``energy_ann_<acc>_pJ``.
+    """
+    snn = layers.assign(stage=layers["layer"].map(stage_of), neuron_steps=layers["neurons"] * layers["timesteps"])
+    snn["neuron_steps"] = snn["neuron_steps"].where(snn["role"] == "neuron", 0.0)
+    ann = ann_layers.assign(stage=ann_layers["layer"].map(stage_of))
+    snn_sums = snn.groupby("stage")[["macs", "sops", "spikes", "neuron_steps"]
+                                    + [f"{a}_{k}_ops" for a in ACCOUNTINGS for k in ("mac", "ac")]].sum()
+    ann_sums = ann.groupby("stage")[[f"{a}_{k}_ops" for a in ACCOUNTINGS for k in ("mac", "ac")]].sum()
+    order = [s for s in STAGE_ORDER if s in snn_sums.index or s in ann_sums.index]
+    snn_sums, ann_sums = snn_sums.reindex(order, fill_value=0.0), ann_sums.reindex(order, fill_value=0.0)
+    table = pd.DataFrame({"stage": order})
+    neuron_steps = snn_sums["neuron_steps"].where(snn_sums["neuron_steps"] > 0)
+    table["firing_rate"] = (snn_sums["spikes"] / neuron_steps).to_numpy()
+    table["macs"], table["sops"] = snn_sums["macs"].to_numpy(), snn_sums["sops"].to_numpy()
+    for accounting in ACCOUNTINGS:
+        for network, sums in (("snn", snn_sums), ("ann", ann_sums)):
+            mac = e_mac_pJ * sums[f"{accounting}_mac_ops"].to_numpy()
+            ac = e_ac_pJ * sums[f"{accounting}_ac_ops"].to_numpy()
+            table[f"{network}_{accounting}_mac_pJ"], table[f"{network}_{accounting}_ac_pJ"] = mac, ac
+            table[f"energy_{network}_{accounting}_pJ"] = mac + ac
+    return table
+
+
+def stage_energy_long(stages: pd.DataFrame) -> pd.DataFrame:
+    """Return the stage energies as one row per (accounting, stage, network) with ``mac_energy_pJ``/``ac_energy_pJ``."""
+    rows = []
+    for accounting in ACCOUNTINGS:
+        for network in ("snn", "ann"):
+            rows.append(pd.DataFrame({
+                "accounting": accounting, "stage": stages["stage"], "network": network.upper(),
+                "mac_energy_pJ": stages[f"{network}_{accounting}_mac_pJ"],
+                "ac_energy_pJ": stages[f"{network}_{accounting}_ac_pJ"],
+            }))
+    return pd.concat(rows, ignore_index=True)
+
+
+def profile_esdnet(snn: ESDNet, ann: ESDNet, images: ImageSet, *, constants: str = "fp32",
+                   encoding_policy: str = "per_timestep", spike_layers=(), keep_outputs: bool = False
+                   ) -> ESDNetProfile:
+    """Profile ``snn`` with its single-pass twin ``ann`` on ``images``; see ESDNetProfile.
+
+    ``spike_layers``: layer names whose spike maps are captured, on the first image only (one more forward of
+    that image). ``keep_outputs``: also keep both networks' derained images (for quality scores).
+    """
+    device = next(snn.parameters()).device
+    batches = _batches(images.images, device)
+    with _kept_outputs(snn, keep_outputs) as snn_outputs:
+        result = snn_energy.profile(snn, batches, single_pass_ann=ann, constants=constants,
+                                    encoding_policy=encoding_policy)
+    with _kept_outputs(ann, keep_outputs) as ann_outputs:
+        ann_alone = snn_energy.profile(ann, batches, constants=constants)
+    spike_maps = {}
+    if spike_layers:
+        first = snn_energy.profile(snn, batches[:1], constants=constants, spike_maps=tuple(spike_layers))
+        spike_maps = {layer: maps[0] for layer, maps in first.spike_maps.items()}
+    ann_layers, ann_images = ann_layer_costs(ann_alone.records)
+    energy = energy_constants(constants)
+    for accounting in ACCOUNTINGS:
+        ann_images[f"energy_{accounting}_pJ"] = energy_pJ(
+            ann_images[f"{accounting}_mac_ops"], ann_images[f"{accounting}_ac_ops"], energy)
+    stages = stage_table(result.layers, ann_layers, energy.e_mac_pJ, energy.e_ac_pJ)
+    return ESDNetProfile(result=result, ann_layers=ann_layers, ann_images=ann_images, stages=stages,
+                         spike_maps=spike_maps, snn_outputs=snn_outputs, ann_outputs=ann_outputs)
