@@ -22,7 +22,8 @@ def profile(model: nn.Module, inputs, *, timesteps: int | None = None, step_mode
             constants="fp32", e_mac_pJ: float | None = None, e_ac_pJ: float | None = None,
             accounting: str = "strict", encoding_policy: str = "per_timestep", encoding_layer: str | None = None,
             fold_batchnorm: bool = False, ann_twin: nn.Module | None = None,
-            single_pass_ann: nn.Module | None = None, spike_maps=(), sweep_ratios=None,
+            single_pass_ann: nn.Module | None = None, spike_maps=(), spike_map_images: int | None = None,
+            sweep_ratios=None,
             count_functional_ops: bool = True) -> ProfileResult:
     """Profile ``model`` on ``inputs`` and return its spike, operation and energy tables (energies in pJ).
 
@@ -39,7 +40,7 @@ def profile(model: nn.Module, inputs, *, timesteps: int | None = None, step_mode
     ``ann_twin`` / ``single_pass_ann``: the ANN with the same T and the single-pass ANN (T=1), profiled on the
     same batches for the savings (when ``timesteps`` is given, the single-pass ANN gets ``timesteps=1``);
     without them their dense counts are derived from the model's own rows.
-    ``spike_maps``: layer names whose spike maps to keep. ``sweep_ratios``: E_AC/E_MAC ratios of the sweep.
+    ``spike_maps``: layer names whose spike maps to keep, of the first ``spike_map_images`` images (None: all). ``sweep_ratios``: E_AC/E_MAC ratios of the sweep.
 
     Raises ModelInputError when the model fails on the input (the message names the shape and the layer),
     NoSynapticLayerError, ProfilerStateError, and ValueError (ProfilerError for ``inputs``) for an unknown
@@ -52,7 +53,7 @@ def profile(model: nn.Module, inputs, *, timesteps: int | None = None, step_mode
     if timesteps is not None and (not isinstance(timesteps, int) or timesteps < 1):
         raise ValueError(f"timesteps must be a positive integer or None, got {timesteps!r}")
     profilers = {"snn": Profiler(model, step_mode=step_mode, encoding_layer=encoding_layer, spike_maps=spike_maps,
-                                 count_functional_ops=count_functional_ops)}
+                                 spike_map_images=spike_map_images, count_functional_ops=count_functional_ops)}
     with contextlib.ExitStack() as stack, torch.no_grad():
         stack.enter_context(profilers["snn"])
         for role, twin in (("same_T", ann_twin), ("T1", single_pass_ann)):
@@ -157,4 +158,5 @@ def _result(profilers: dict[str, Profiler], options: tables.EnergyOptions, sweep
         neuron_extremes=extremes,
         settings=settings,
         spike_maps={name: maps for name, maps in snn.spike_maps.items() if maps},
+        ann_records={ref: ann_records[ref] for ref, source in ann_sources.items() if source == "twin"},
     )

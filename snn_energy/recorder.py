@@ -133,6 +133,7 @@ class Profiler:
     ``encoding_layer``: qualified name of the encoding layer; default the first synaptic layer called.
     ``spike_maps``: qualified names of layers whose spike maps are kept (a neuron's output, a synaptic
     layer's input), one ``[T, ...]`` tensor per image, bool when binary; nothing is kept for other layers.
+    ``spike_map_images``: keep spike maps of the first that many images only (None: every image).
     ``count_functional_ops``: count the element-wise arithmetic of modules' own forward code.
 
     Raises NoSynapticLayerError on entry for a model without synaptic layer, ProfilerStateError when entered
@@ -140,7 +141,7 @@ class Profiler:
     """
 
     def __init__(self, model: nn.Module, *, step_mode: str = "auto", encoding_layer: str | None = None,
-                 spike_maps=(), count_functional_ops: bool = True):
+                 spike_maps=(), spike_map_images: int | None = None, count_functional_ops: bool = True):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if step_mode not in STEP_MODES:
@@ -153,6 +154,9 @@ class Profiler:
         self.requested_step_mode = step_mode
         self.encoding_layer = encoding_layer
         self.spike_map_layers = tuple(spike_maps)
+        if spike_map_images is not None and spike_map_images < 1:
+            raise ValueError(f"spike_map_images must be a positive integer or None, got {spike_map_images!r}")
+        self.spike_map_images = spike_map_images
         self.count_functional_ops = count_functional_ops
         self.spike_maps: dict[str, list[torch.Tensor]] = {name: [] for name in self.spike_map_layers}
         self.images = 0
@@ -340,7 +344,7 @@ class Profiler:
                 if counts.role == NEURON and not time_major and self.step_mode == "s":
                     fired = self._sequence.fired_steps
                     fired[spec.name] = fired.get(spec.name, 0) + (y != 0).to(torch.int32)
-                if spec.name in self.spike_maps:
+                if spec.name in self.spike_maps and self._keeps_spike_maps():
                     kept = y if counts.role != SYNAPTIC else x
                     kind = counts.output_kind if counts.role == NEURON else counts.input_kind
                     kept = kept.detach().to("cpu", torch.bool if kind == BINARY else torch.float32, copy=True)
@@ -463,9 +467,14 @@ class Profiler:
                 name: np.array([np.broadcast_to(entry[i], (N,)) for entry in extremes.values()], dtype=float)
                 for i, name in enumerate(("dead_neurons", "saturated_neurons", "neurons"))
             }))
+        wanted = N if self.spike_map_images is None else max(0, self.spike_map_images - self.images)
         for layer, captured in sequence.captures.items():
-            self.spike_maps[layer].extend(_spike_maps_per_image(captured, T, N))
+            self.spike_maps[layer].extend(_spike_maps_per_image(captured, T, N)[:wanted])
         self.images += N
+
+    def _keeps_spike_maps(self) -> bool:
+        """Whether the sequence being recorded still has images whose spike maps are wanted."""
+        return self.spike_map_images is None or self.images < self.spike_map_images
 
     @staticmethod
     def _per_image(call: _Call, T: int, N: int) -> dict[int, dict]:

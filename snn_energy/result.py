@@ -27,6 +27,7 @@ class ProfileResult:
     - ``records``: the raw rows (image, layer, role, timestep) with their costs; ``neuron_extremes``: dead and
       saturated neurons per image and neuron layer.
     - ``spike_maps``: layer name -> one ``[T, ...]`` tensor per image, for the layers asked for.
+    - ``ann_records``: the raw rows of each ANN twin that was profiled alongside (``"same_T"``, ``"T1"``).
     - ``settings``: the options and constants used (JSON-friendly).
     """
 
@@ -39,6 +40,7 @@ class ProfileResult:
     neuron_extremes: pd.DataFrame
     settings: dict
     spike_maps: dict = field(default_factory=dict)
+    ann_records: dict = field(default_factory=dict)
 
     def selected_summary(self) -> pd.Series:
         """Return the summary row of the accounting selected for ``energy_pJ``."""
@@ -88,6 +90,7 @@ def _write_atomic(path: Path, write, binary: bool = False) -> Path:
     try:
         with handle:
             write(handle)
+        os.chmod(handle.name, 0o644)
         os.replace(handle.name, path)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)

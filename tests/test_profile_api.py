@@ -67,6 +67,11 @@ def test_ann_twin_has_the_snn_dense_macs(result, models, images):
     measured = result.summary.set_index("accounting")
     assumed = derived.summary.set_index("accounting")
     assert measured.loc["paper", "ann_same_T_source"] == "twin"
+    assert sorted(result.ann_records) == ["T1", "same_T"] and derived.ann_records == {}
+    # the twin's own rows: its dense synaptic MACs per image are what the summary charges it under `paper`
+    twin_rows = result.ann_records["T1"]
+    twin_macs = twin_rows.loc[twin_rows["role"] == "synaptic", "macs"].sum() / 3
+    assert measured.loc["paper", "energy_ann_T1_pJ"] == pytest.approx(4.6 * twin_macs)
     assert assumed.loc["paper", "ann_same_T_source"].startswith("derived")
     # same modules, same T: the twin's dense MACs are the SNN's
     assert measured.loc["paper", "energy_ann_same_T_pJ"] == pytest.approx(assumed.loc["paper", "energy_ann_same_T_pJ"])

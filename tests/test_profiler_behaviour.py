@@ -201,6 +201,11 @@ def test_spike_maps_are_kept_only_when_asked_and_match_spikingjelly_monitor():
             assert spikes.dtype == torch.bool and spikes.shape == watched[name][:, image].shape
             assert torch.equal(spikes, watched[name][:, image].bool())
     assert snn_energy.profile(net, x[0], timesteps=2).spike_maps == {}
+    # a cap keeps the first images only, across batches: the same tensors as the uncapped run
+    with torch.no_grad():
+        capped = snn_energy.profile(net, [x[0][:1], x[0][1:]], timesteps=2, spike_maps=["sn1"], spike_map_images=1)
+    assert len(capped.spike_maps["sn1"]) == 1
+    assert torch.equal(capped.spike_maps["sn1"][0], result.spike_maps["sn1"][0])
 
 
 def test_sew_resnet_integer_inputs_are_value_weighted():

@@ -2,8 +2,8 @@
 views, the spike maps of one image, and (when weights make them meaningful) the derained outputs.
 
 The SNN is profiled with its single-pass ANN twin (same topology, T=1) counted on the same images, so the
-summary's savings (``saving_vs_ann_T1``) rest on the twin's own counts. The twin is profiled once more on its
-own to break its energy down per layer (``ProfileResult`` keeps per-layer tables of the profiled model only).
+summary's savings (``saving_vs_ann_T1``) rest on the twin's own counts, and the twin's records
+(``result.ann_records``) break its energy down per layer and per image.
 """
 from __future__ import annotations
 
@@ -131,21 +131,16 @@ def profile_esdnet(snn: ESDNet, ann: ESDNet, images: ImageSet, *, constants: str
                    ) -> ESDNetProfile:
     """Profile ``snn`` with its single-pass twin ``ann`` on ``images``; see ESDNetProfile.
 
-    ``spike_layers``: layer names whose spike maps are captured, on the first image only (one more forward of
-    that image). ``keep_outputs``: also keep both networks' derained images (for quality scores).
+    ``spike_layers``: layer names whose spike maps are captured, on the first image only. ``keep_outputs``: also keep both networks' derained images (for quality scores).
     """
     device = next(snn.parameters()).device
     batches = _batches(images.images, device)
-    with _kept_outputs(snn, keep_outputs) as snn_outputs:
+    with _kept_outputs(snn, keep_outputs) as snn_outputs, _kept_outputs(ann, keep_outputs) as ann_outputs:
         result = snn_energy.profile(snn, batches, single_pass_ann=ann, constants=constants,
-                                    encoding_policy=encoding_policy)
-    with _kept_outputs(ann, keep_outputs) as ann_outputs:
-        ann_alone = snn_energy.profile(ann, batches, constants=constants)
-    spike_maps = {}
-    if spike_layers:
-        first = snn_energy.profile(snn, batches[:1], constants=constants, spike_maps=tuple(spike_layers))
-        spike_maps = {layer: maps[0] for layer, maps in first.spike_maps.items()}
-    ann_layers, ann_images = ann_layer_costs(ann_alone.records)
+                                    encoding_policy=encoding_policy, spike_maps=tuple(spike_layers),
+                                    spike_map_images=1)
+    spike_maps = {layer: maps[0] for layer, maps in result.spike_maps.items()}
+    ann_layers, ann_images = ann_layer_costs(result.ann_records[ANN_REFERENCE])
     energy = energy_constants(constants)
     for accounting in ACCOUNTINGS:
         ann_images[f"energy_{accounting}_pJ"] = energy_pJ(
