@@ -14,7 +14,7 @@ import sys
 from snn_energy.cli.errors import UserError
 
 # Sub-command modules, in the order ``--help`` lists them.
-COMMANDS = ["profile", "compare", "derain", "evaluate", "data"]
+COMMANDS = ["profile", "compare", "derain", "evaluate", "data", "train"]
 
 
 def build_parser() -> argparse.ArgumentParser:
