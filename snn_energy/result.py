@@ -46,8 +46,8 @@ class ProfileResult:
         """Return the summary row of the accounting selected for ``energy_pJ``."""
         return self.summary[self.summary["selected"]].iloc[0]
 
-    def save(self, directory: str | os.PathLike, formats=FORMATS) -> list[Path]:
-        """Write the tables (CSV, JSON, Markdown, HTML), ``settings.json`` and, if any, ``spike_maps.pt`` into
+    def save(self, directory: str | os.PathLike, formats=FORMATS, spike_maps: bool = True) -> list[Path]:
+        """Write the tables (CSV, JSON, Markdown, HTML), ``settings.json`` and, if any and ``spike_maps``, ``spike_maps.pt`` into
         ``directory`` (created if needed); each file is written to a temporary name then renamed, so no file is
         ever left half written. Returns the paths written."""
         unknown = [f for f in formats if f not in FORMATS]
@@ -65,7 +65,7 @@ class ProfileResult:
                 written.append(_write_atomic(directory / f"{name}.{fmt}", lambda f, text=text: f.write(text)))
         settings = json.dumps(self.settings, indent=2, default=str)
         written.append(_write_atomic(directory / "settings.json", lambda f: f.write(settings)))
-        if self.spike_maps:
+        if self.spike_maps and spike_maps:
             written.append(_write_atomic(directory / "spike_maps.pt", lambda f: torch.save(self.spike_maps, f),
                                          binary=True))
         return written

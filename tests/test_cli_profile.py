@@ -64,6 +64,7 @@ def test_writes_the_report_files(report):
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 5 and "src=\"figures/" not in html  # self-contained
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".report.")]  # no staging left
+    assert not (out / "spike_maps.pt").exists()  # drawn in the figure; the raw tensors are not kept
 
 
 def test_layer_energies_add_up_and_saving_is_consistent(report):

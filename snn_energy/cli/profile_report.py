@@ -189,7 +189,7 @@ def write_profile_report(profile: ESDNetProfile, images: ImageSet, context: Repo
                   "size": images.size,
                   "rain_density": {"kind": images.density_kind, "definition": images.density_description()}},
     )
-    result.save(folder, formats=("csv",))
+    result.save(folder, formats=("csv",), spike_maps=False)  # the figure shows them; the raw tensors are large
     (folder / "summary.json").write_text(result.summary.to_json(orient="records", indent=1))
     profile.stages.to_csv(folder / "stages.csv", index=False)
     profile.ann_layers.to_csv(folder / "ann_layers.csv", index=False)
