@@ -7,8 +7,8 @@ Times, on the same bundled sample images (256x256, one image per batch, no gradi
   2. ``snn_energy.profile`` of the SNN alone (its records, tables and the derived ANN references);
   3. ``snn_energy.profile`` of the SNN with its single-pass ANN twin counted on the same images, against a plain
      forward of the SNN plus one of the twin (and against the SNN's forward alone);
-  4. everything ``snn-energy profile`` computes before writing its report: (3), the twin profiled once more on
-     its own (its per-layer table) and the first image again with spike maps;
+  4. everything ``snn-energy profile`` computes before writing its report: (3) with the spike maps of the first
+     image kept;
 and prints the ratios; the target is below 3x a plain forward for (2). Random weights (there is no bundled
 paper-preset checkpoint): the time to count hardly depends on the firing rates.
 """
@@ -79,7 +79,7 @@ def main() -> None:
           f"{profile_both / (plain_snn + plain_ann):.2f}x the plain forwards of both, "
           f"{profile_both / plain_snn:.2f}x the SNN's alone")
     print(f"snn-energy profile's computations:          {command:8.2f} s  = {command / plain_snn:.2f}x the SNN's plain "
-          f"forward (adds the twin alone and one image with spike maps)")
+          f"forward (SNN + twin, spike maps of the first image)")
 
 
 if __name__ == "__main__":

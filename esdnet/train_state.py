@@ -5,9 +5,9 @@ Everything saved is a tensor, number, string, bool, None, list or dict: the rand
 """
 from __future__ import annotations
 
+import io
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from esdnet.checkpoint import CheckpointError
+from esdnet.imageio import atomic_write_bytes
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -52,23 +53,13 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` ``obj`` to a temporary file beside ``path`` and rename it over ``path``; returns the path.
+    """``torch.save`` ``obj`` to ``path`` through a temporary file renamed over it; returns the path.
 
     A crash mid-write leaves the previous file (or none), never a truncated one.
     """
-    path = Path(path)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as tmp:
-            torch.save(obj, tmp)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 REQUIRED_KEYS = ("state_dict", "config", "arch", "options", "optimizer", "scheduler", "epoch", "step_in_epoch",
