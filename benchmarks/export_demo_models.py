@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="the synthetic data set (its test split is scored)")
     parser.add_argument("--real", type=Path, required=True, help="folder of real pairs: input/ and target/")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "esdnet" / "weights")
+    parser.add_argument("--note", default="", help="a remark stored in demo_results.json (e.g. how the runs went)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -82,7 +83,7 @@ def main() -> None:
         options = json.loads((run / "options.json").read_text())
         training[arch] = {"command": train_command(options), "epochs": last["epoch"], "steps": last["global_step"],
                           "best_epoch": best["best_epoch"], "best_val_psnr_db": best["best_psnr"],
-                          "wall_seconds": last["seconds"], "file": target.name}
+                          "training_seconds": last["seconds"], "file": target.name}
         print(f"{arch}: best epoch {best['best_epoch']} of {last['epoch']}, {last['seconds']:.0f} s -> {target}")
     for name, scores in results.items():
         scores["snn_gain_over_rainy_db"] = scores["snn"]["psnr_db"] - scores["rainy"]["psnr_db"]
@@ -99,6 +100,7 @@ def main() -> None:
                  "real": str(args.real)},
         "machine": "CPU, 1 thread per run (OMP_NUM_THREADS=1), SNN and ANN trained at the same time on 2 shared cores",
         "training": training,
+        "note": args.note,
         "results": results,
     }
     atomic_write_bytes(args.out / "demo_results.json", (json.dumps(record, indent=2) + "\n").encode())

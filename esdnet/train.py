@@ -94,6 +94,7 @@ class TrainResult:
     best_epoch: int = 0
     global_step: int = 0
     seconds: float = 0.0  # training wall time summed over all sessions of the run (s)
+    is_main: bool = True  # False on the processes other than rank 0 of a multi-process run
 
 
 def model_config_of(options: TrainOptions) -> model_config.ESDNetConfig:
@@ -345,7 +346,8 @@ class _Run:
             bar.close()
             self._end_epoch(lr, started, writer)
         return TrainResult(model=self.model, history=self.history, best_psnr=self.best_psnr,
-                           best_epoch=self.best_epoch, global_step=self.global_step, seconds=self.seconds)
+                           best_epoch=self.best_epoch, global_step=self.global_step, seconds=self.seconds,
+                           is_main=self.placement.is_main)
 
     def _end_epoch(self, lr: float, started: float, writer) -> None:
         loss_sum, steps = all_sum([self.loss_sum, float(self.steps_per_epoch)], self.placement)

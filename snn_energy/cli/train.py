@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     """Train, print where the checkpoints are and the best validation PSNR; returns 0."""
     options = options_from_args(args)
     result = train(options)
+    if not result.is_main:
+        return 0
     last = result.history[-1] if result.history else {}
     print(f"trained {options.arch} {options.preset} for {len(result.history)} epochs ({result.global_step} steps, "
           f"{result.seconds:.0f} s): last val PSNR {last.get('val_psnr', float('nan')):.3f} dB, best "
