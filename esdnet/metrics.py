@@ -56,22 +56,33 @@ def gaussian_window(window_size: int = 11, sigma: float = 1.5, dtype: torch.dtyp
     return (weights / weights.sum()).to(dtype=dtype, device=device)
 
 
+SSIM_PADDINGS = ("valid", "zeros")
+
+
 def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window_size: int = 11,
-         sigma: float = 1.5) -> torch.Tensor:
+         sigma: float = 1.5, padding: str = "valid") -> torch.Tensor:
     """Return the SSIM of each image of ``[N, C, H, W]`` batches, shape ``[N]`` (1 for identical images).
 
-    Local statistics use a Gaussian window (separable, 'valid' positions only, no padding); the SSIM map is
-    averaged over channels and positions. C1 = (0.01 data_range)^2, C2 = (0.03 data_range)^2. Differentiable.
+    Local statistics use a separable Gaussian window. ``padding="valid"`` (the MATLAB-style metric) keeps only
+    window positions inside the image; ``padding="zeros"`` (the authors' training loss, ``utils.SSIM`` after
+    pytorch-ssim) zero-pads by ``window_size // 2`` so that every pixel, border pixels included, is the centre
+    of a window and gets a gradient of its own. The SSIM map is averaged over channels and positions.
+    C1 = (0.01 data_range)^2, C2 = (0.03 data_range)^2. Differentiable.
     """
     _check_pair(x, y, "ssim")
+    if padding not in SSIM_PADDINGS:
+        raise ValueError(f"ssim: padding must be one of {SSIM_PADDINGS}, got {padding!r}")
     n, channels, height, width = x.shape
-    if height < window_size or width < window_size:
+    if padding == "valid" and (height < window_size or width < window_size):
         raise ValueError(f"ssim: images of {height}x{width} are smaller than the {window_size}x{window_size} window")
     g = gaussian_window(window_size, sigma, dtype=x.dtype, device=x.device)
     stacked = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # [N, 5C, H, W]
     groups = stacked.shape[1]
-    filtered = F.conv2d(stacked, g.view(1, 1, window_size, 1).expand(groups, 1, window_size, 1), groups=groups)
-    filtered = F.conv2d(filtered, g.view(1, 1, 1, window_size).expand(groups, 1, 1, window_size), groups=groups)
+    pad = window_size // 2 if padding == "zeros" else 0
+    filtered = F.conv2d(stacked, g.view(1, 1, window_size, 1).expand(groups, 1, window_size, 1), groups=groups,
+                        padding=(pad, 0))
+    filtered = F.conv2d(filtered, g.view(1, 1, 1, window_size).expand(groups, 1, 1, window_size), groups=groups,
+                        padding=(0, pad))
     mu_x, mu_y, xx, yy, xy = filtered.split(channels, dim=1)
     var_x, var_y, cov = xx - mu_x**2, yy - mu_y**2, xy - mu_x * mu_y
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
@@ -81,8 +92,14 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window_size:
 
 def ssim_loss(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window_size: int = 11,
               sigma: float = 1.5) -> torch.Tensor:
-    """Return the scalar training loss ``mean over the batch of (1 - SSIM)`` (0 for identical images)."""
-    return (1.0 - ssim(x, y, data_range=data_range, window_size=window_size, sigma=sigma)).mean()
+    """Return the scalar training loss ``mean over the batch of (1 - SSIM)`` (0 for identical images).
+
+    The SSIM is the authors' loss: zero-padded windows (``padding="zeros"``), so that the outermost pixels weigh
+    in the loss like the others. The 'valid' SSIM of the metric gives a border pixel only the few windows that
+    reach it (a corner pixel one of the (H-10)(W-10) windows of a 64x64 crop), too little gradient to learn it:
+    models trained on it leave a visible frame along the image edges.
+    """
+    return (1.0 - ssim(x, y, data_range=data_range, window_size=window_size, sigma=sigma, padding="zeros")).mean()
 
 
 def _evaluation_planes(pred: torch.Tensor, target: torch.Tensor, crop_border: int, rgb: bool) -> tuple:
@@ -125,3 +142,22 @@ def evaluate_pair(pred: torch.Tensor, target: torch.Tensor, crop_border: int = D
     pred_planes, target_planes = _evaluation_planes(pred, target, crop_border, rgb)
     return (psnr(pred_planes, target_planes, data_range=PEAK).mean().item(),
             ssim(pred_planes, target_planes, data_range=PEAK).mean().item())
+
+
+def edge_error_ratio(pred: torch.Tensor, target: torch.Tensor, width: int = 1) -> float:
+    """Return the mean absolute error (all channels, [0, 1] scale) of the outermost ``width`` pixels of one image
+    ``[C, H, W]`` divided by that of the pixels inside them (1: edges as good as the interior; unitless).
+
+    The evaluation crops a 4 px border, so a frame of bad pixels along the edges stays invisible to PSNR/SSIM;
+    this ratio shows it.
+    """
+    if pred.shape != target.shape or pred.ndim != 3:
+        raise ValueError(f"edge_error_ratio needs two [C, H, W] images of one shape, got {tuple(pred.shape)} "
+                         f"and {tuple(target.shape)}")
+    height, width_px = pred.shape[1:]
+    if width < 1 or min(height, width_px) <= 2 * width:
+        raise ValueError(f"edge width {width} leaves no interior in a {height}x{width_px} image")
+    error = (pred.detach().double() - target.detach().double()).abs()
+    interior = torch.zeros_like(error, dtype=torch.bool)
+    interior[:, width:height - width, width:width_px - width] = True
+    return (error[~interior].mean() / error[interior].mean()).item()
