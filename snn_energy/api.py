@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 from spikingjelly.activation_based import functional
 
-from snn_energy import tables
+from snn_energy import lemaire, tables
 from snn_energy.energy import default_sweep_ratios, energy_constants, sensitivity_sweep
 from snn_energy.errors import ModelInputError, ProfilerError
 from snn_energy.handlers import SYNAPTIC_HANDLERS, module_handler
@@ -24,7 +24,7 @@ def profile(model: nn.Module, inputs, *, timesteps: int | None = None, step_mode
             fold_batchnorm: bool = False, ann_twin: nn.Module | None = None,
             single_pass_ann: nn.Module | None = None, spike_maps=(), spike_map_images: int | None = None,
             sweep_ratios=None,
-            count_functional_ops: bool = True) -> ProfileResult:
+            count_functional_ops: bool = True, target_saving: float = tables.DEFAULT_TARGET_SAVING) -> ProfileResult:
     """Profile ``model`` on ``inputs`` and return its spike, operation and energy tables (energies in pJ).
 
     ``inputs``: one batch (a tensor whose first axis is the images) or an iterable of batches, each a tensor or
@@ -41,6 +41,7 @@ def profile(model: nn.Module, inputs, *, timesteps: int | None = None, step_mode
     same batches for the savings (when ``timesteps`` is given, the single-pass ANN gets ``timesteps=1``);
     without them their dense counts are derived from the model's own rows.
     ``spike_maps``: layer names whose spike maps to keep, of the first ``spike_map_images`` images (None: all). ``sweep_ratios``: E_AC/E_MAC ratios of the sweep.
+    ``target_saving``: the saving (a fraction) whose firing rate the summary gives (``rate_for_target_saving``).
 
     Raises ModelInputError when the model fails on the input (the message names the shape and the layer),
     NoSynapticLayerError, ProfilerStateError, and ValueError (ProfilerError for ``inputs``) for an unknown
@@ -48,7 +49,7 @@ def profile(model: nn.Module, inputs, *, timesteps: int | None = None, step_mode
     """
     options = tables.EnergyOptions(
         constants=energy_constants(constants, e_mac_pJ=e_mac_pJ, e_ac_pJ=e_ac_pJ), accounting=accounting,
-        encoding_policy=encoding_policy, fold_batchnorm=fold_batchnorm,
+        encoding_policy=encoding_policy, fold_batchnorm=fold_batchnorm, target_saving=target_saving,
     )
     if timesteps is not None and (not isinstance(timesteps, int) or timesteps < 1):
         raise ValueError(f"timesteps must be a positive integer or None, got {timesteps!r}")
@@ -123,17 +124,20 @@ def _input_error_message(profiler: Profiler, batch: torch.Tensor, timesteps: int
 def _result(profilers: dict[str, Profiler], options: tables.EnergyOptions, sweep_ratios) -> ProfileResult:
     snn = profilers["snn"]
     records, extremes = snn.records(), snn.neuron_extremes()
-    annotated = tables.annotate(records, options)
+    geometry = {"snn": lemaire.layer_geometry(snn.model)}
+    annotated = tables.annotate(records, options, geometry["snn"])
     ann_records, ann_sources = {}, {}
     for reference in tables.ANN_REFERENCES:
+        geometry[reference] = geometry["snn"]
         if reference in profilers:
             ann_records[reference], ann_sources[reference] = profilers[reference].records(), "twin"
+            geometry[reference] = lemaire.layer_geometry(profilers[reference].model)
         elif reference == "same_T":
             ann_records[reference], ann_sources[reference] = records, "derived: the model's own dense MACs"
         else:
             ann_records[reference] = tables.single_pass_rows(records)
             ann_sources[reference] = "derived: the model's timestep-0 and untimed rows"
-    ann_costs = {ref: tables.ann_costs_per_image(recs, options) for ref, recs in ann_records.items()}
+    ann_costs = {ref: tables.ann_costs_per_image(recs, options, geometry[ref]) for ref, recs in ann_records.items()}
     images = tables.image_table(annotated, ann_costs, options)
     summary, sweep_totals = tables.summary_table(
         annotated, images, ann_costs, ann_sources, options, snn.encoding_layer, snn.timesteps)
@@ -142,6 +146,8 @@ def _result(profilers: dict[str, Profiler], options: tables.EnergyOptions, sweep
         "images": snn.images, "constants": options.constants.name, "e_mac_pJ": options.constants.e_mac_pJ,
         "e_ac_pJ": options.constants.e_ac_pJ, "accounting": options.accounting,
         "encoding_policy": options.encoding_policy, "encoding_layer": snn.encoding_layer,
+        "e_spike_pJ": options.constants.e_spike_pJ, "e_neuron_pJ": options.constants.e_neuron_pJ,
+        "constants_source": options.constants.source, "target_saving": options.target_saving,
         "fold_batchnorm": options.fold_batchnorm, "ann_sources": ann_sources,
         "count_functional_ops": snn.count_functional_ops,
     }

@@ -18,7 +18,6 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 PNG_DPI = 110
-MAC_COLOUR, AC_COLOUR = "#c0504d", "#4f81bd"
 NETWORK_HATCH = {"SNN": "", "ANN": "//"}
 # Fixed SVG ids and no date: the same figure gives the same bytes.
 _SVG_RC = {"svg.hashsalt": "snn-energy", "svg.fonttype": "path"}
@@ -51,7 +50,8 @@ def _stage_palette(stages: pd.Series) -> dict[str, tuple]:
 def plot_firing_rates(layers: pd.DataFrame, title: str = "Firing rate per layer") -> Figure:
     """Bars of ``firing_rate`` per layer (rows in network order) with whiskers of +-``firing_rate_std`` over images.
 
-    ``layers`` needs ``layer`` and ``firing_rate``; ``firing_rate_std`` and ``stage`` are used when present.
+    ``layers`` needs ``layer`` and ``firing_rate``; ``firing_rate_std`` and ``stage`` are used when present (the
+    stage legend sits to the right of the axes, clear of the bars).
     """
     frame = layers.dropna(subset=["firing_rate"]).reset_index(drop=True)
     if frame.empty:
@@ -63,6 +63,8 @@ def plot_firing_rates(layers: pd.DataFrame, title: str = "Firing rate per layer"
     fig = Figure(figsize=(max(6.0, 0.22 * len(frame) + 2.0), 4.2))
     ax = fig.subplots()
     ax.bar(x, frame["firing_rate"], color=colours, yerr=spread, capsize=2, error_kw={"elinewidth": 0.8})
+    top = float((frame["firing_rate"] + (spread if spread is not None else 0.0)).max())
+    ax.set_ylim(0.0, min(1.0, 1.1 * top) if top > 0 else 1.0)
     ax.set_xticks(x, frame["layer"], rotation=90, fontsize=6)
     ax.set_xlim(-0.6, len(frame) - 0.4)
     ax.set_ylabel("firing rate (spikes per neuron per timestep)")
@@ -70,7 +72,7 @@ def plot_firing_rates(layers: pd.DataFrame, title: str = "Firing rate per layer"
     if "stage" in frame:
         palette = _stage_palette(frame["stage"])
         handles = [Patch(color=c, label=s) for s, c in palette.items()]
-        ax.legend(handles=handles, fontsize=6, ncol=2, loc="upper right", frameon=False)
+        ax.legend(handles=handles, fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 
@@ -96,35 +98,44 @@ def plot_firing_rate_heatmap(timesteps: pd.DataFrame, title: str = "Firing rate 
 
 
 def plot_stage_energy(stage_energy: pd.DataFrame, title: str = "Energy per stage") -> Figure:
-    """Stacked bars of energy per stage for each network, MAC part below AC part; one panel per accounting.
+    """Stacked bars of energy per stage for each network, one panel per accounting, each in its own unit.
 
-    ``stage_energy`` has one row per (accounting, stage, network) with ``mac_energy_pJ`` and ``ac_energy_pJ``;
-    stages are drawn in their order of first appearance.
+    ``stage_energy`` has one row per (accounting, stage, network, part) with ``energy_pJ``; the parts of a bar
+    (e.g. MAC, AC, spikes; Lemaire's compute, addressing, memory) are stacked in their order of first appearance,
+    stages drawn in theirs. The legend sits beside the panels and every panel leaves room above its tallest bar.
     """
     accountings = list(dict.fromkeys(stage_energy["accounting"]))
     stages = list(dict.fromkeys(stage_energy["stage"]))
     networks = list(dict.fromkeys(stage_energy["network"]))
+    parts = list(dict.fromkeys(stage_energy["part"]))
+    colours = dict(zip(parts, sns.color_palette("deep", len(parts))))
     width = 0.8 / len(networks)
-    fig = Figure(figsize=(max(7.0, 0.75 * len(stages) + 2.0), 3.4 * len(accountings)))
+    fig = Figure(figsize=(max(8.0, 0.75 * len(stages) + 3.5), 3.0 * len(accountings) + 0.6))
     axes = fig.subplots(len(accountings), 1, squeeze=False, sharex=True)
     x = np.arange(len(stages))
-    factor, unit = energy_unit(float((stage_energy["mac_energy_pJ"] + stage_energy["ac_energy_pJ"]).max()))
     for ax, accounting in zip(axes[:, 0], accountings):
-        part = stage_energy[stage_energy["accounting"] == accounting].set_index(["network", "stage"])
+        part_rows = stage_energy[stage_energy["accounting"] == accounting]
+        grid = part_rows.pivot_table(index=["network", "stage"], columns="part", values="energy_pJ", aggfunc="sum",
+                                     sort=False)
+        grid = grid.loc[:, grid.sum() > 0] if (grid.sum() > 0).any() else grid  # no empty part in the legend
+        factor, unit = energy_unit(float(grid.sum(axis=1).max()))
+        tallest = 0.0
         for i, network in enumerate(networks):
-            rows = part.loc[network].reindex(stages).fillna(0.0)
+            rows = grid.loc[network].reindex(stages).fillna(0.0) * factor
             offset = x + (i - (len(networks) - 1) / 2) * width
-            mac, ac = rows["mac_energy_pJ"].to_numpy() * factor, rows["ac_energy_pJ"].to_numpy() * factor
-            hatch = NETWORK_HATCH.get(network, "..")
-            ax.bar(offset, mac, width, color=MAC_COLOUR, hatch=hatch, edgecolor="white", linewidth=0.4)
-            ax.bar(offset, ac, width, bottom=mac, color=AC_COLOUR, hatch=hatch, edgecolor="white", linewidth=0.4)
+            bottom = np.zeros(len(stages))
+            for part in (p for p in parts if p in rows.columns):
+                ax.bar(offset, rows[part].to_numpy(), width, bottom=bottom, color=colours[part],
+                       hatch=NETWORK_HATCH.get(network, ".."), edgecolor="white", linewidth=0.4)
+                bottom = bottom + rows[part].to_numpy()
+            tallest = max(tallest, float(bottom.max()))
+        ax.set_ylim(0, 1.15 * tallest if tallest > 0 else 1.0)
         ax.set_ylabel(f"energy per image ({unit})")
         ax.set_title(f"{title}: {accounting} accounting", fontsize=10)
-        handles = [Patch(color=MAC_COLOUR, label="MAC part"),
-                   Patch(color=AC_COLOUR, label="AC part")]
-        handles += [Patch(facecolor="lightgray", hatch=NETWORK_HATCH.get(n, ".."), label=n)
-                    for n in networks]
-        ax.legend(handles=handles, fontsize=7, frameon=False)
+        shown = [p for p in parts if p in grid.columns]
+        handles = [Patch(color=colours[p], label=f"{p} part") for p in shown]
+        handles += [Patch(facecolor="lightgray", hatch=NETWORK_HATCH.get(n, ".."), label=n) for n in networks]
+        ax.legend(handles=handles, fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes[-1, 0].set_xticks(x, stages, rotation=45, ha="right", fontsize=7)
     fig.tight_layout()
     return fig
@@ -167,20 +178,20 @@ def plot_energy_vs_rain_density(images: pd.DataFrame, density_label: str,
                                 title: str = "Energy per image against rain density") -> Figure:
     """Scatter of energy per image against rain density, one series per ``series`` value, sorted by density.
 
-    ``images`` has one row per (image, series) with ``rain_density`` (0-1) and ``energy_pJ``; ``density_label``
-    says how the density was obtained.
+    ``images`` has one row per (image, series) with ``rain_density`` (a fraction of pixels, 0-1, drawn as it is,
+    the unit of the tables) and ``energy_pJ``; ``density_label`` says how the density was obtained.
     """
     fig = Figure(figsize=(6.5, 4.2))
     ax = fig.subplots()
     factor, unit = energy_unit(float(images["energy_pJ"].max()))
     for series, part in images.groupby("series", sort=False):
         part = part.sort_values("rain_density")
-        ax.plot(part["rain_density"] * 100, part["energy_pJ"] * factor, marker="o", label=series)
-    ax.set_xlabel(f"rain density (% of pixels, {density_label})")
+        ax.plot(part["rain_density"], part["energy_pJ"] * factor, marker="o", label=series)
+    ax.set_xlabel(f"rain density (fraction of pixels, {density_label})")
     ax.set_ylabel(f"energy per image ({unit})")
     ax.set_ylim(bottom=0)
     ax.set_title(title)
-    ax.legend(fontsize=7, frameon=False)
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 

@@ -26,14 +26,24 @@ def _timesteps():
 
 
 def _stage_energy():
+    """Two accountings with MAC, AC and spike parts (uJ), and Lemaire's three parts (mJ)."""
     rows = []
     for accounting in ("paper", "strict"):
         for stage, mac, ac in (("encoding", 5e6, 0.0), ("encoder", 1e6, 3e6), ("decoder", 2e6, 1e6)):
-            rows.append({"accounting": accounting, "stage": stage, "network": "SNN", "mac_energy_pJ": mac,
-                         "ac_energy_pJ": ac})
-            rows.append({"accounting": accounting, "stage": stage, "network": "ANN", "mac_energy_pJ": 4 * mac + 1e6,
-                         "ac_energy_pJ": 0.0})
+            for network, parts in (("SNN", {"MAC": mac, "AC": ac, "spikes": 1e5}),
+                                   ("ANN", {"MAC": 4 * mac + 1e6, "AC": 0.0, "spikes": 0.0})):
+                rows += [{"accounting": accounting, "stage": stage, "network": network, "part": part,
+                          "energy_pJ": energy} for part, energy in parts.items()]
+    for stage, memory in (("encoding", 2e9), ("encoder", 5e9), ("decoder", 9e9)):
+        for network, scale in (("SNN", 1.0), ("ANN", 0.5)):
+            rows += [{"accounting": "lemaire", "stage": stage, "network": network, "part": part,
+                      "energy_pJ": scale * energy}
+                     for part, energy in (("compute", 1e8), ("addressing", 1e7), ("memory", memory))]
     return pd.DataFrame(rows)
+
+
+def _overlaps(first, second) -> bool:
+    return first.x0 < second.x1 and second.x0 < first.x1 and first.y0 < second.y1 and second.y0 < first.y1
 
 
 def assert_real_png(path, min_width=300, min_height=200, max_side=6000):
@@ -90,20 +100,39 @@ def test_heatmap_layers_by_timesteps(tmp_path):
     assert_real_svg(svg)
 
 
-def test_stage_energy_stacks_mac_and_ac_parts(tmp_path):
+def test_stage_energy_stacks_the_parts_of_every_accounting(tmp_path):
     frame = _stage_energy()
     figure = plots.plot_stage_energy(frame)
-    assert len(figure.axes) == 2  # one panel per accounting
-    factor, unit = plots.energy_unit(float((frame["mac_energy_pJ"] + frame["ac_energy_pJ"]).max()))
-    assert unit == "uJ" and "uJ" in figure.axes[0].get_ylabel()
-    tops = sorted(round((p.get_y() + p.get_height()) / factor, 3) for p in figure.axes[0].patches if p.get_height() > 0)
-    paper = frame[frame["accounting"] == "paper"]
-    expected = sorted(round(v, 3) for v in (paper["mac_energy_pJ"] + paper["ac_energy_pJ"]).tolist()
-                      + paper.loc[paper["ac_energy_pJ"] > 0, "mac_energy_pJ"].tolist())
-    assert tops == expected  # each bar: MAC part on the axis, AC part stacked on top
+    axes = [ax for ax in figure.axes if ax.patches]
+    assert len(axes) == 3  # one panel per accounting
+    assert "uJ" in axes[0].get_ylabel() and "mJ" in axes[2].get_ylabel()  # each panel in its own unit
+    for ax, accounting, factor in ((axes[0], "paper", 1e-6), (axes[2], "lemaire", 1e-9)):
+        part = frame[frame["accounting"] == accounting]
+        tops = sorted(round((p.get_y() + p.get_height()) / factor, 3) for p in ax.patches if p.get_height() > 0)
+        cumulative = part.assign(top=part.groupby(["stage", "network"], sort=False)["energy_pJ"].cumsum())
+        expected = sorted(round(v, 3) for v in cumulative.loc[cumulative["energy_pJ"] > 0, "top"])
+        assert tops == expected  # each part stacked on the ones before it
+        tallest = cumulative["top"].max() * factor
+        assert ax.get_ylim()[1] >= 1.1 * tallest  # room above the tallest bar
+    figure.canvas.draw()
+    for ax in axes:  # the legend stands beside the bars, over none of them
+        legend = ax.get_legend().get_window_extent()
+        assert not any(_overlaps(legend, p.get_window_extent()) for p in ax.patches if p.get_height() > 0)
+    assert "spikes part" not in [t.get_text() for t in axes[2].get_legend().get_texts()]
     png, svg = plots.save_figure(figure, tmp_path, "stage_energy")
     assert_real_png(png)
     assert_real_svg(svg)
+
+
+def test_firing_rate_legend_covers_no_bar():
+    """The tallest bars sit at the right end, under where a corner legend would go."""
+    layers = LAYERS.assign(firing_rate=[0.02, 0.03, 0.05, 0.3, 0.31])
+    figure = plots.plot_firing_rates(layers)
+    figure.canvas.draw()
+    ax = figure.axes[0]
+    legend = ax.get_legend().get_window_extent()
+    assert not any(_overlaps(legend, patch.get_window_extent()) for patch in ax.patches)
+    assert ax.get_ylim()[1] >= 1.05 * 0.31  # room above the tallest bar (its whisker is 0)
 
 
 def test_spike_maps_beside_input(tmp_path):
@@ -126,7 +155,8 @@ def test_energy_against_rain_density(tmp_path):
     figure = plots.plot_energy_vs_rain_density(frame, "measured")
     lines = figure.axes[0].get_lines()
     assert [line.get_label() for line in lines] == ["SNN", "ANN"]
-    assert lines[0].get_xdata().tolist() == pytest.approx([5, 30, 60])  # sorted by density, in percent
+    assert lines[0].get_xdata().tolist() == pytest.approx([0.05, 0.3, 0.6])  # sorted, a fraction as in the tables
+    assert "fraction of pixels" in figure.axes[0].get_xlabel()
     assert lines[0].get_ydata().tolist() == pytest.approx([1, 2, 3])  # mJ
     assert "measured" in figure.axes[0].get_xlabel()
     png, svg = plots.save_figure(figure, tmp_path, "rain")

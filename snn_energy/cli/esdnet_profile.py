@@ -15,11 +15,14 @@ import torch
 
 import snn_energy
 from esdnet.model import ESDNet
+from snn_energy import lemaire, tables
 from snn_energy.cli.esdnet_stages import STAGE_ORDER, stage_of
 from snn_energy.cli.image_inputs import ImageSet
-from snn_energy.energy import ACCOUNTINGS, ann_operation_costs, energy_constants, energy_pJ
+from snn_energy.energy import ACCOUNTINGS, LEMAIRE, energy_constants
 
 ANN_REFERENCE = "T1"  # the headline ANN: the single-pass twin
+PART_LABELS = {"mac": "MAC", "ac": "AC", "spike": "spikes", "compute": "compute", "addressing": "addressing",
+               "memory": "memory"}
 
 
 @dataclass
@@ -27,8 +30,8 @@ class ESDNetProfile:
     """Everything a report shows; energies in pJ per image (means over the images)."""
 
     result: snn_energy.ProfileResult  # the SNN, its savings against the single-pass twin in ``summary``
-    ann_layers: pd.DataFrame  # per ANN layer: ``<accounting>_mac_ops`` / ``<accounting>_ac_ops`` per image
-    ann_images: pd.DataFrame  # per image: ``energy_<accounting>_pJ`` of the ANN twin
+    ann_layers: pd.DataFrame  # per ANN layer: ``<accounting>_mac_ops`` / ``_ac_ops``, ``energy_<accounting>_pJ``
+    ann_images: pd.DataFrame  # per image: the same for the ANN twin
     stages: pd.DataFrame  # per U-Net stage, see ``stage_table``
     spike_maps: dict[str, torch.Tensor]  # of the first image: layer -> [T, C, H, W] spikes
     snn_outputs: list[torch.Tensor]  # derained images [3, H, W] in [0, 1]
@@ -43,7 +46,7 @@ class ESDNetProfile:
         return float(self.result.summary["e_ac_pJ"].iloc[0])
 
     def total(self, accounting: str) -> pd.Series:
-        """Return the summary row of ``accounting`` (``paper`` or ``strict``)."""
+        """Return the summary row of ``accounting`` (``paper``, ``strict`` or ``lemaire``)."""
         return self.result.summary.set_index("accounting").loc[accounting]
 
 
@@ -67,37 +70,52 @@ def _batches(images: list[torch.Tensor], device: torch.device) -> list[torch.Ten
     return [image.unsqueeze(0).to(device) for image in images]
 
 
-def ann_layer_costs(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return the ANN's operation counts per layer and per image (both accountings), from its profile records.
-
-    Per layer: ``layer``, ``<accounting>_mac_ops``, ``<accounting>_ac_ops`` (means per image, network order).
-    Per image: ``image`` and the same columns.
-    """
+def ann_layer_costs(records: pd.DataFrame, options: tables.EnergyOptions, geometry: pd.DataFrame
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return the ANN's operation counts and energies (pJ) per layer and per image, every accounting, from its
+    profile records (see ``tables.ann_operation_table``): means per image in network order, and per image."""
     images = records["image"].nunique()
-    columns = {}
-    for accounting in ACCOUNTINGS:
-        costs = ann_operation_costs(records, accounting)
-        columns[f"{accounting}_mac_ops"], columns[f"{accounting}_ac_ops"] = costs["mac_ops"], costs["ac_ops"]
-    costs = pd.DataFrame(columns).assign(layer=records["layer"], image=records["image"])
+    costs = tables.ann_operation_table(records, options, geometry)
     per_layer = costs.drop(columns="image").groupby("layer", sort=False).sum() / images
     per_image = costs.drop(columns="layer").groupby("image").sum()
     return per_layer.reset_index(), per_image.reset_index()
+
+
+def _parts(accounting: str) -> tuple[str, ...]:
+    return tuple(f"lemaire_{part}" for part in lemaire.PARTS) if accounting == LEMAIRE else (
+        f"{accounting}_mac", f"{accounting}_ac", f"{accounting}_spike")
+
+
+def _part_energies(frame: pd.DataFrame, accounting: str, e_mac_pJ: float, e_ac_pJ: float) -> dict[str, pd.Series]:
+    """Return the parts of ``energy_<accounting>_pJ`` of each row: MAC, AC and spike/neuron parts, or Lemaire's."""
+    if accounting == LEMAIRE:
+        return {part: frame[f"{part}_pJ"] for part in _parts(accounting)}
+    mac, ac, spike = _parts(accounting)
+    mac_pJ, ac_pJ = e_mac_pJ * frame[f"{mac}_ops"], e_ac_pJ * frame[f"{ac}_ops"]
+    return {mac: mac_pJ, ac: ac_pJ, spike: frame[f"energy_{accounting}_pJ"] - mac_pJ - ac_pJ}
 
 
 def stage_table(layers: pd.DataFrame, ann_layers: pd.DataFrame, e_mac_pJ: float, e_ac_pJ: float) -> pd.DataFrame:
     """Return one row per U-Net stage (network order): firing rate, dense MACs, accumulates and energies (pJ).
 
     Columns: ``stage``; ``firing_rate`` (spikes / (neurons x timesteps) over the stage's neuron layers);
-    ``macs`` (dense MACs of the SNN over its T timesteps) and ``sops`` (accumulates driven by spikes);
-    per accounting and network ``snn_<acc>_mac_pJ``, ``snn_<acc>_ac_pJ``, ``ann_<acc>_mac_pJ``, ``ann_<acc>_ac_pJ``
-    (the MAC and AC parts) and their sums ``energy_snn_<acc>_pJ``, ``energy_ann_<acc>_pJ``.
+    ``macs`` (dense MACs of the SNN over its T timesteps) and ``sops`` (exact accumulates of binary inputs);
+    per network (``snn``, ``ann``) and accounting the charged ``<net>_<acc>_mac_ops`` / ``<net>_<acc>_ac_ops``,
+    ``energy_<net>_<acc>_pJ`` and its parts ``<net>_<part>_pJ``: ``<acc>_mac``, ``<acc>_ac`` and
+    ``<acc>_spike`` (spikes and neuron updates) for ``paper`` and ``strict``, ``lemaire_compute``,
+    ``lemaire_addressing`` and ``lemaire_memory`` for ``lemaire``.
     """
     snn = layers.assign(stage=layers["layer"].map(stage_of), neuron_steps=layers["neurons"] * layers["timesteps"])
     snn["neuron_steps"] = snn["neuron_steps"].where(snn["role"] == "neuron", 0.0)
     ann = ann_layers.assign(stage=ann_layers["layer"].map(stage_of))
-    snn_sums = snn.groupby("stage")[["macs", "sops", "spikes", "neuron_steps"]
-                                    + [f"{a}_{k}_ops" for a in ACCOUNTINGS for k in ("mac", "ac")]].sum()
-    ann_sums = ann.groupby("stage")[[f"{a}_{k}_ops" for a in ACCOUNTINGS for k in ("mac", "ac")]].sum()
+    for frame in (snn, ann):
+        for accounting in ACCOUNTINGS:
+            for part, energy in _part_energies(frame, accounting, e_mac_pJ, e_ac_pJ).items():
+                frame[f"{part}_pJ"] = energy
+    shared = [f"{a}_{k}_ops" for a in ACCOUNTINGS for k in ("mac", "ac")] + [f"energy_{a}_pJ" for a in ACCOUNTINGS]
+    shared += [f"{part}_pJ" for a in ACCOUNTINGS for part in _parts(a)]
+    snn_sums = snn.groupby("stage")[["macs", "sops", "spikes", "neuron_steps"] + shared].sum()
+    ann_sums = ann.groupby("stage")[shared].sum()
     order = [s for s in STAGE_ORDER if s in snn_sums.index or s in ann_sums.index]
     snn_sums, ann_sums = snn_sums.reindex(order, fill_value=0.0), ann_sums.reindex(order, fill_value=0.0)
     table = pd.DataFrame({"stage": order})
@@ -106,29 +124,31 @@ def stage_table(layers: pd.DataFrame, ann_layers: pd.DataFrame, e_mac_pJ: float,
     table["macs"], table["sops"] = snn_sums["macs"].to_numpy(), snn_sums["sops"].to_numpy()
     for accounting in ACCOUNTINGS:
         for network, sums in (("snn", snn_sums), ("ann", ann_sums)):
-            mac = e_mac_pJ * sums[f"{accounting}_mac_ops"].to_numpy()
-            ac = e_ac_pJ * sums[f"{accounting}_ac_ops"].to_numpy()
-            table[f"{network}_{accounting}_mac_pJ"], table[f"{network}_{accounting}_ac_pJ"] = mac, ac
-            table[f"energy_{network}_{accounting}_pJ"] = mac + ac
+            for kind in ("mac", "ac"):
+                table[f"{network}_{accounting}_{kind}_ops"] = sums[f"{accounting}_{kind}_ops"].to_numpy()
+            for part in _parts(accounting):
+                table[f"{network}_{part}_pJ"] = sums[f"{part}_pJ"].to_numpy()
+            table[f"energy_{network}_{accounting}_pJ"] = sums[f"energy_{accounting}_pJ"].to_numpy()
     return table
 
 
 def stage_energy_long(stages: pd.DataFrame) -> pd.DataFrame:
-    """Return the stage energies as one row per (accounting, stage, network) with ``mac_energy_pJ``/``ac_energy_pJ``."""
+    """Return the stage energies as one row per (accounting, stage, network, part) with ``energy_pJ``; parts are
+    "MAC", "AC" and "spikes" (paper, strict) or Lemaire's "compute", "addressing" and "memory"."""
     rows = []
     for accounting in ACCOUNTINGS:
         for network in ("snn", "ann"):
-            rows.append(pd.DataFrame({
-                "accounting": accounting, "stage": stages["stage"], "network": network.upper(),
-                "mac_energy_pJ": stages[f"{network}_{accounting}_mac_pJ"],
-                "ac_energy_pJ": stages[f"{network}_{accounting}_ac_pJ"],
-            }))
+            for part in _parts(accounting):
+                rows.append(pd.DataFrame({
+                    "accounting": accounting, "stage": stages["stage"], "network": network.upper(),
+                    "part": PART_LABELS[part.rsplit("_", 1)[1]], "energy_pJ": stages[f"{network}_{part}_pJ"],
+                }))
     return pd.concat(rows, ignore_index=True)
 
 
 def profile_esdnet(snn: ESDNet, ann: ESDNet, images: ImageSet, *, constants: str = "fp32",
-                   encoding_policy: str = "per_timestep", spike_layers=(), keep_outputs: bool = False
-                   ) -> ESDNetProfile:
+                   encoding_policy: str = "per_timestep", spike_layers=(), keep_outputs: bool = False,
+                   target_saving: float = tables.DEFAULT_TARGET_SAVING) -> ESDNetProfile:
     """Profile ``snn`` with its single-pass twin ``ann`` on ``images``; see ESDNetProfile.
 
     ``spike_layers``: layer names whose spike maps are captured, on the first image only. ``keep_outputs``: also keep both networks' derained images (for quality scores).
@@ -138,13 +158,11 @@ def profile_esdnet(snn: ESDNet, ann: ESDNet, images: ImageSet, *, constants: str
     with _kept_outputs(snn, keep_outputs) as snn_outputs, _kept_outputs(ann, keep_outputs) as ann_outputs:
         result = snn_energy.profile(snn, batches, single_pass_ann=ann, constants=constants,
                                     encoding_policy=encoding_policy, spike_maps=tuple(spike_layers),
-                                    spike_map_images=1)
+                                    spike_map_images=1, target_saving=target_saving)
     spike_maps = {layer: maps[0] for layer, maps in result.spike_maps.items()}
-    ann_layers, ann_images = ann_layer_costs(result.ann_records[ANN_REFERENCE])
     energy = energy_constants(constants)
-    for accounting in ACCOUNTINGS:
-        ann_images[f"energy_{accounting}_pJ"] = energy_pJ(
-            ann_images[f"{accounting}_mac_ops"], ann_images[f"{accounting}_ac_ops"], energy)
+    options = tables.EnergyOptions(constants=energy, encoding_policy=encoding_policy, target_saving=target_saving)
+    ann_layers, ann_images = ann_layer_costs(result.ann_records[ANN_REFERENCE], options, lemaire.layer_geometry(ann))
     stages = stage_table(result.layers, ann_layers, energy.e_mac_pJ, energy.e_ac_pJ)
     return ESDNetProfile(result=result, ann_layers=ann_layers, ann_images=ann_images, stages=stages,
                          spike_maps=spike_maps, snn_outputs=snn_outputs, ann_outputs=ann_outputs)

@@ -16,15 +16,16 @@ from snn_energy.cli.esdnet_stages import DEFAULT_SPIKE_LAYERS
 from snn_energy.cli.image_inputs import ImageSet, image_side, load_image_set, shown_path
 from snn_energy.cli.options import add_device_option, resolve_device
 from snn_energy.cli.profile_report import ReportContext, print_summary, write_profile_report
-from snn_energy.energy import ENCODING_POLICIES, HOROWITZ_45NM
+from snn_energy.energy import DEFAULT_TARGET_SAVING, ENCODING_POLICIES, HOROWITZ_45NM, PRESETS, SNN_DERAINING
 from snn_energy.report import check_destination, staged_folder
 
 DESCRIPTION = """\
 Profile an ESDNet checkpoint (architecture inferred from it) on rainy images: spikes, dense MACs and exact
 accumulates of every layer at every timestep, and the same for its ANN twin (same topology, ReLU for LIF, one
 pass; its dense MAC count does not depend on weights, so no ANN checkpoint is needed for energy). Prints a table
-per U-Net stage and the SNN's energy saving under the 'paper' and the 'strict' accounting, and writes
-layers.csv, timesteps.csv, summary.json, report.md, a self-contained report.html and figures to --out (default
+per U-Net stage and the SNN's energy saving under the 'paper', 'strict' and 'lemaire' accountings, with the
+spike-input firing rate each would need for --target-saving, and writes layers.csv, timesteps.csv,
+summary.json, report.md, a self-contained report.html, report.tex and figures to --out (default
 reports/<checkpoint name>/). The report folder is built beside --out and renamed into place: an error leaves
 nothing behind; an existing --out is replaced only if it holds a previous report.
 With no --ckpt it profiles the bundled demo SNN on the bundled sample rainy images.
@@ -48,9 +49,17 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--ann-ckpt", type=Path, default=None,
                         help="ANN twin checkpoint: adds a PSNR/SSIM comparison of the SNN and the ANN (needs targets)")
     parser.add_argument("--out", type=Path, default=None, help="report folder (default: reports/<checkpoint name>/)")
-    parser.add_argument("--constants", choices=sorted(HOROWITZ_45NM), default="fp32",
-                        help="Horowitz 45 nm precision preset for E_MAC and E_AC (default fp32: "
-                             f"{HOROWITZ_45NM['fp32'].e_mac_pJ:g} pJ and {HOROWITZ_45NM['fp32'].e_ac_pJ:g} pJ)")
+    parser.add_argument("--constants", choices=sorted(PRESETS), default="fp32",
+                        help="energy constants of the paper and strict accountings: a Horowitz 45 nm precision "
+                             "preset (E_MAC, E_AC; no spike term; default fp32: "
+                             f"{HOROWITZ_45NM['fp32'].e_mac_pJ:g} pJ and {HOROWITZ_45NM['fp32'].e_ac_pJ:g} pJ) or "
+                             f"{SNN_DERAINING.name}, the SNN-deraining papers' {SNN_DERAINING.e_mac_pJ:g} pJ per MAC, "
+                             f"{SNN_DERAINING.e_ac_pJ:g} pJ per AC and {SNN_DERAINING.e_spike_pJ:g} pJ per spike "
+                             "(the lemaire accounting keeps its own costs)")
+    parser.add_argument("--target-saving", type=saving_fraction, default=DEFAULT_TARGET_SAVING, metavar="FRACTION",
+                        help="report, per accounting, the mean spike-input firing rate at which the SNN would save "
+                             "this fraction against its single-pass twin (default %(default)s, ESDNet's published "
+                             "54%%)")
     parser.add_argument("--encoding-policy", choices=ENCODING_POLICIES, default="per_timestep",
                         help="charge the encoding convolution of the repeated image at every timestep (default) "
                              "or once")
@@ -59,6 +68,17 @@ def add_parser(subparsers) -> None:
                              "encoder_level1 and of decoder_level1)")
     add_device_option(parser)
     parser.set_defaults(func=run)
+
+
+def saving_fraction(text: str) -> float:
+    """Parse ``--target-saving``: a fraction strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction between 0 and 1 (0.54 for 54%)")
+    return value
 
 
 def load_twins(ckpt: Path, ann_ckpt: Path | None, device) -> tuple[ESDNet, ESDNet, str]:
@@ -105,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
     snn, ann, ann_weights = load_twins(ckpt, args.ann_ckpt, device)
     check_spike_layers(snn, args.spike_layers)
     profile = profile_esdnet(snn, ann, images, constants=args.constants, encoding_policy=args.encoding_policy,
-                             spike_layers=args.spike_layers, keep_outputs=args.ann_ckpt is not None)
+                             spike_layers=args.spike_layers, keep_outputs=args.ann_ckpt is not None,
+                             target_saving=args.target_saving)
     quality = quality_table(profile, images) if args.ann_ckpt is not None else None
     context = ReportContext(checkpoint=ckpt, architecture=snn.config.to_dict(), ann_weights=ann_weights, out=out)
     with staged_folder(out) as folder:

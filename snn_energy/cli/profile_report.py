@@ -12,19 +12,34 @@ from snn_energy import plots
 from snn_energy.cli.esdnet_profile import ANN_REFERENCE, ESDNetProfile, stage_energy_long
 from snn_energy.cli.esdnet_stages import stage_of
 from snn_energy.cli.image_inputs import ImageSet, shown_path
-from snn_energy.energy import ACCOUNTINGS
+from snn_energy.energy import ACCOUNTINGS, HOROWITZ_45NM, PRESETS
 from snn_energy.report import FIGURES_DIR, Section, write_report
 
 ACCOUNTING_TEXT = {
-    "paper": ("the usual accounting of SNN papers: the encoding convolution in MACs (E_MAC each); every other "
-              "synaptic layer charged E_AC x (firing rate of its input) x its MACs at every timestep, whatever its "
-              "input holds; batch norm, neuron updates, attention gates and other element-wise arithmetic free. "
+    "paper": ("what SNN papers usually count, with identical work priced identically: the encoding convolution in "
+              "MACs (rule \"MAC: encoding\"); layers that run once per forward outside the time loop (after the "
+              "temporal readout, e.g. ESDNet's refinement block and output convolution) in MACs, in the SNN as in "
+              "the twin (\"MAC: outside the time loop (run once per forward)\"; in ESDNet also the attention "
+              "gates' small convolutions on time-pooled values); every other synaptic layer "
+              "E_AC x (firing rate of its input) x its MACs at every timestep (\"AC x rate: spike input\"), "
+              "including the real-valued shortcut convolutions, the convention's blind spot (\"AC x rate: real "
+              "input (paper convention)\"); batch norm, attention gates and other element-wise arithmetic free; "
+              "E_spike per emitted spike and E_neuron per neuron update (0 with the Horowitz presets). "
               "The ANN: E_MAC x its MACs."),
     "strict": ("what the network computes: a synaptic layer fed binary spikes is charged its exact accumulates "
-               "(E_AC each, borders and padding counted), one fed real values (the encoding convolution, every "
-               "residual block's shortcut convolution, the refinement block and output convolution) its MACs; "
-               "batch norm, attention, pooling, up-sampling and element-wise arithmetic charged (multiplications "
-               "as MACs, additions as ACs); neuron updates free. The ANN: the same rule on its own dense run."),
+               "(\"exact AC: binary input\", E_AC each, borders and padding counted), one fed real values (the "
+               "encoding convolution, every residual block's shortcut convolution, the refinement block and output "
+               "convolution) its MACs (\"MAC: real input\"); batch norm, attention, pooling, up-sampling and "
+               "element-wise arithmetic charged (multiplications as MACs, additions as ACs); spikes and neuron "
+               "updates as in paper. The ANN: the same rule on its own dense run."),
+    "lemaire": ("memory-aware, after Lemaire et al. 2022 (arXiv 2210.13107) as SpikingJelly 2.0's "
+                "estimate_lemaire_energy implements it, with its 45 nm costs (32-bit integer add 0.1 pJ, multiply "
+                "3.1 pJ, SRAM access cost interpolated on the buffer size, 10 to 100 pJ per 32-bit word from 8 KiB "
+                "to 1 MiB): compute, addressing and memory (inputs, weights, membrane potentials, spikes) of every "
+                "convolution and linear layer, event-driven for binary input (\"Lemaire: event-driven (binary "
+                "input)\"), dense otherwise (\"Lemaire: dense (non-binary input)\"), and of every neuron layer; "
+                "other layers not modelled. Its constants are its own (the --constants preset does not apply). "
+                "The ANN: dense, without neurons."),
 }
 
 
@@ -43,43 +58,58 @@ def _percent(value: float) -> str:
 
 
 def headline(profile: ESDNetProfile) -> str:
-    """Return the one-line saving of the SNN against its single-pass ANN twin under both accountings."""
-    paper, strict = profile.total("paper"), profile.total("strict")
+    """Return the one-line saving of the SNN against its single-pass ANN twin under every accounting."""
     key = f"saving_vs_ann_{ANN_REFERENCE}"
-    return (f"Energy saving of the SNN against its single-pass ANN twin: {_percent(paper[key])} under the paper "
-            f"accounting, {_percent(strict[key])} under the strict accounting ({constants_text(profile)}).")
+    parts = [f"{_percent(profile.total(a)[key])} under the {a} accounting" for a in ACCOUNTINGS]
+    return (f"Energy saving of the SNN against its single-pass ANN twin: {', '.join(parts[:-1])} and {parts[-1]} "
+            f"({constants_text(profile)}).")
 
 
 def constants_text(profile: ESDNetProfile) -> str:
-    """Return the precision preset and its constants E_MAC and E_AC (pJ), read from the profile, as one phrase."""
-    name = profile.total("paper")["constants"]
-    return (f"{name} constants of Horowitz, ISSCC 2014, 45 nm: E_MAC = {profile.e_mac_pJ:g} pJ, "
-            f"E_AC = {profile.e_ac_pJ:g} pJ")
+    """Return the constants preset and its E_MAC, E_AC and (when charged) E_spike / E_neuron (pJ) as one phrase."""
+    total = profile.total("paper")
+    name = total["constants"]
+    source = HOROWITZ_45NM[name].source.split(":")[0] if name in HOROWITZ_45NM else (
+        PRESETS[name].source if name in PRESETS else "given")
+    text = f"{name} constants ({source}): E_MAC = {profile.e_mac_pJ:g} pJ, E_AC = {profile.e_ac_pJ:g} pJ"
+    for column, label in (("e_spike_pJ", "E_spike"), ("e_neuron_pJ", "E_neuron")):
+        if total[column] > 0:
+            text += f", {label} = {total[column]:g} pJ"
+    return text
+
+
+def target_text(total: pd.Series) -> str:
+    """Return what mean spike-input rate the SNN would need for the target saving, against the measured one."""
+    needed = total["rate_for_target_saving"]
+    target = f"{100 * total['target_saving']:g} %"
+    measured = f"measured {total['spike_input_rate']:.3f}"
+    if not math.isfinite(needed):
+        return f"no firing rate in [0, 1] gives {target} ({measured})"
+    return f"{target} needs a mean spike-input rate of {needed:.3f} ({measured})"
 
 
 def stage_display(stages: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """Return the per-stage table with readable columns (energies in one unit) and that unit."""
+    """Return the per-stage table with readable columns (energies in one unit, counts in G) and that unit:
+    per accounting the MACs and ACs it charges the SNN and the SNN's and the ANN twin's energies."""
     energy_columns = [f"energy_{n}_{a}_pJ" for a in ACCOUNTINGS for n in ("snn", "ann")]
     factor, unit = plots.energy_unit(float(stages[energy_columns].to_numpy().max()))
     table = pd.DataFrame({
         "stage": stages["stage"],
         "firing rate": stages["firing_rate"].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}"),
-        "MACs (G)": (stages["macs"] / 1e9).round(4),
-        "ACs (G)": (stages["sops"] / 1e9).round(4),
+        "dense MACs (G)": stages["macs"] / 1e9,
     })
     for accounting in ACCOUNTINGS:
+        table[f"{accounting}: charged MACs (G)"] = stages[f"snn_{accounting}_mac_ops"] / 1e9
+        table[f"{accounting}: charged ACs (G)"] = stages[f"snn_{accounting}_ac_ops"] / 1e9
         for network in ("snn", "ann"):
-            energy = stages[f"energy_{network}_{accounting}_pJ"] * factor
-            table[f"{network.upper()} {accounting} ({unit})"] = energy.round(4)
-    totals = {"stage": "total", "firing rate": "", "MACs (G)": round(stages["macs"].sum() / 1e9, 4),
-              "ACs (G)": round(stages["sops"].sum() / 1e9, 4)}
-    for column in table.columns[4:]:
-        totals[column] = round(table[column].sum(), 4)
+            table[f"{accounting}: {network.upper()} ({unit})"] = stages[f"energy_{network}_{accounting}_pJ"] * factor
+    totals = {"stage": "total", "firing rate": "", **table.iloc[:, 2:].sum().to_dict()}
     return pd.concat([table, pd.DataFrame([totals])], ignore_index=True), unit
 
 
 def savings_table(profile: ESDNetProfile) -> pd.DataFrame:
-    """Return one row per accounting: SNN and ANN energies per image (pJ), savings (%) against both ANN references."""
+    """Return one row per accounting: SNN and ANN energies per image (pJ), the MACs and ACs charged to the SNN,
+    savings (%) against both ANN references, and the spike-input rate the target saving needs."""
     rows = []
     for accounting in ACCOUNTINGS:
         total = profile.total(accounting)
@@ -89,13 +119,37 @@ def savings_table(profile: ESDNetProfile) -> pd.DataFrame:
             "saving vs single-pass ANN": _percent(total["saving_vs_ann_T1"]),
             "E_ANN same T (pJ)": total["energy_ann_same_T_pJ"],
             "saving vs same-T ANN": _percent(total["saving_vs_ann_same_T"]),
-            "break-even E_AC/E_MAC": total["break_even_ac_mac_ratio_T1"],
+            "SNN charged MACs (G)": total["mac_ops"] / 1e9, "SNN charged ACs (G)": total["ac_ops"] / 1e9,
+            f"spike-input rate for {100 * total['target_saving']:g} %": total["rate_for_target_saving"],
+            "measured spike-input rate": total["spike_input_rate"],
         })
     return pd.DataFrame(rows)
 
 
+def latex_headline(profile: ESDNetProfile) -> str:
+    """Return the headline table (energies in mJ per image, savings in %, rates) as a LaTeX tabular (booktabs)."""
+    rows = []
+    for accounting in ACCOUNTINGS:
+        total = profile.total(accounting)
+        rows.append({
+            "Accounting": accounting, "$E_\\mathrm{SNN}$ (mJ)": total["energy_pJ"] * 1e-9,
+            "$E_\\mathrm{ANN}$, $T=1$ (mJ)": total["energy_ann_T1_pJ"] * 1e-9,
+            "Saving (\\%)": 100 * total["saving_vs_ann_T1"],
+            f"Rate for {100 * total['target_saving']:g}\\,\\%": total["rate_for_target_saving"],
+            "Measured rate": total["spike_input_rate"],
+        })
+    table = pd.DataFrame(rows)
+    styler = table.style.hide(axis="index").format(precision=3, na_rep="--")
+    styler = styler.format({table.columns[3]: "{:.1f}"}, na_rep="--")
+    caption = (f"Energy per image of the SNN and its single-pass ANN twin; {constants_text(profile)}; "
+               "rates: MAC-weighted mean input firing rate of the spike-fed layers.")
+    return styler.to_latex(hrules=True, caption=caption.replace("_", "\\_").replace("%", "\\%"),
+                           column_format="l" + "r" * (len(table.columns) - 1), position="htbp")
+
+
 def print_summary(profile: ESDNetProfile, images: ImageSet, context: ReportContext) -> None:
-    """Print the per-stage table, both savings and the constants to stdout."""
+    """Print the per-stage table, the savings under every accounting, the rates the target saving needs and the
+    constants to stdout."""
     table, unit = stage_display(profile.stages)
     size = f"{images.size}x{images.size}" if images.size else "native size"
     print(f"{shown_path(context.checkpoint)} on {len(images.images)} image(s) of {images.source} at {size}; "
@@ -109,13 +163,15 @@ def print_summary(profile: ESDNetProfile, images: ImageSet, context: ReportConte
               "ANN twin "
               f"(E_SNN {total['energy_pJ'] * factor:.4g} {total_unit}, "
               f"E_ANN {total['energy_ann_T1_pJ'] * factor:.4g} {total_unit}); "
-              f"{_percent(total['saving_vs_ann_same_T'])} against the ANN run over the same T")
+              f"{_percent(total['saving_vs_ann_same_T'])} against the ANN run over the same T; "
+              f"{target_text(total)}")
     print(f"constants: {constants_text(profile)}; encoding policy {profile.total('paper')['encoding_policy']}")
-    print(f"report: {context.out / 'report.md'} and {context.out / 'report.html'}")
+    print(f"report: {context.out / 'report.md'}, {context.out / 'report.html'} and {context.out / 'report.tex'}")
 
 
 def image_table(profile: ESDNetProfile, images: ImageSet, quality: pd.DataFrame | None) -> pd.DataFrame:
-    """Return one row per image: file, rain density, SNN and ANN energies under both accountings (pJ), quality."""
+    """Return one row per image: file, rain density (a fraction), SNN and ANN energies under every accounting (pJ),
+    quality."""
     snn = profile.result.images.set_index("image")
     ann = profile.ann_images.set_index("image")
     table = pd.DataFrame({"image": snn.index, "file": [p.name for p in images.paths],
@@ -141,8 +197,10 @@ def _draw_figures(profile: ESDNetProfile, images: ImageSet, per_image: pd.DataFr
     plots.save_figure(plots.plot_firing_rate_heatmap(steps[steps["role"] == "neuron"]), figures, "firing_rate_heatmap")
     captions["firing_rate_heatmap"] = "Firing rate of every LIF layer (rows, network order) at each timestep (columns)."
     plots.save_figure(plots.plot_stage_energy(stage_energy_long(profile.stages)), figures, "stage_energy")
-    captions["stage_energy"] = ("Energy per image of each U-Net stage, SNN against its single-pass ANN twin, split "
-                                "into the part charged as MACs and the part charged as ACs, under both accountings.")
+    captions["stage_energy"] = ("Energy per image of each U-Net stage, SNN (plain) against its single-pass ANN twin "
+                                "(hatched), under each accounting (one panel each, its own unit): the parts charged "
+                                "as MACs, as ACs and for spikes (paper, strict), and Lemaire's compute, addressing "
+                                "and memory energy.")
     if profile.spike_maps:
         image = images.images[0].permute(1, 2, 0).numpy()
         maps = {layer: m.numpy() for layer, m in profile.spike_maps.items()}
@@ -158,8 +216,8 @@ def _draw_figures(profile: ESDNetProfile, images: ImageSet, per_image: pd.DataFr
                                         "series": f"{network.upper()}, {accounting} accounting"}))
     plots.save_figure(plots.plot_energy_vs_rain_density(pd.concat(series, ignore_index=True), images.density_kind),
                       figures, "energy_vs_rain_density")
-    captions["energy_vs_rain_density"] = (f"Energy per image against rain density ({images.density_kind}: "
-                                          f"{images.density_description()}).")
+    captions["energy_vs_rain_density"] = (f"Energy per image against rain density, as a fraction of the pixels "
+                                          f"({images.density_kind}: {images.density_description()}).")
     return captions
 
 
@@ -191,6 +249,7 @@ def write_profile_report(profile: ESDNetProfile, images: ImageSet, context: Repo
     )
     result.save(folder, formats=("csv",), spike_maps=False)  # the figure shows them; the raw tensors are large
     (folder / "summary.json").write_text(result.summary.to_json(orient="records", indent=1))
+    (folder / "report.tex").write_text(latex_headline(profile))
     profile.stages.to_csv(folder / "stages.csv", index=False)
     profile.ann_layers.to_csv(folder / "ann_layers.csv", index=False)
     per_image.to_csv(folder / "per_image.csv", index=False)
@@ -202,7 +261,11 @@ def write_profile_report(profile: ESDNetProfile, images: ImageSet, context: Repo
     size = f"{images.size}x{images.size} (resized)" if images.size else "native size"
     paper = profile.total("paper")
     sections = [
-        Section("Headline", [headline(profile)], table=_readable(savings_table(profile))),
+        Section("Headline", [headline(profile)] + [f"`{a}`: {target_text(profile.total(a))}." for a in ACCOUNTINGS]
+                + ["The rate is the MAC-weighted mean input firing rate of the spike-fed layers (binary input, "
+                   "inside the time loop); the rate needed scales every spike-driven cost with it. `report.tex` "
+                   "holds this table for LaTeX."],
+                table=_readable(savings_table(profile))),
         Section("Set-up", bullets=[
             f"SNN checkpoint `{shown_path(context.checkpoint)}`: ESDNet with "
             + ", ".join(f"{key} {value}" for key, value in context.architecture.items()) + ".",
@@ -215,9 +278,10 @@ def write_profile_report(profile: ESDNetProfile, images: ImageSet, context: Repo
             f"{bool(paper['encoding_input_repeated'])}).",
             f"Rain density ({images.density_kind}): {images.density_description()}.",
         ]),
-        Section("Per U-Net stage", [f"Per image; energies in {unit}, MACs and ACs in G (1e9). MACs are the dense "
-                                    "multiply-accumulates of the SNN over its T timesteps, ACs the accumulates its "
-                                    "spikes actually trigger; the firing rate is spikes per neuron per timestep."],
+        Section("Per U-Net stage", [f"Per image; energies in {unit}, MACs and ACs in G (1e9). Dense MACs are the "
+                                    "multiply-accumulates of the SNN over its T timesteps; each accounting's charged "
+                                    "MACs and ACs are what it prices the SNN at E_MAC and E_AC (Lemaire: its compute "
+                                    "counts); the firing rate is spikes per neuron per timestep."],
                 table=table, figures=[("stage_energy", captions["stage_energy"])]),
         Section("Firing rates", figures=[(n, captions[n]) for n in ("firing_rates", "firing_rate_heatmap")]),
     ]
@@ -231,13 +295,19 @@ def write_profile_report(profile: ESDNetProfile, images: ImageSet, context: Repo
         sections.append(Section("Quality", [f"Mean over {len(quality)} images of the derained images against "
                                             "the clean targets (Y channel, 4-pixel border cropped, as the ESDNet "
                                             "authors)."], table=means))
-    sections.append(Section("The two accountings", bullets=[f"`{a}`: {ACCOUNTING_TEXT[a]}" for a in ACCOUNTINGS]))
+    sections.append(Section("The three accountings", bullets=[f"`{a}`: {ACCOUNTING_TEXT[a]}" for a in ACCOUNTINGS]
+                            + ["`layers.csv` names the rule applied to each layer in `charge_paper`, `charge_strict` "
+                               "and `charge_lemaire`."]))
     sections.append(Section("Files", bullets=[
-        "`summary.json` / `summary.csv`: one row per accounting: SNN energy per image (`energy_pJ`, std, 95% CI), "
-        "ANN energies (`energy_ann_T1_pJ`: single-pass twin, `energy_ann_same_T_pJ`), savings "
-        "(`saving_vs_ann_T1` = 1 - energy_pJ / energy_ann_T1_pJ), constants.",
+        "`summary.json` / `summary.csv`: one row per accounting (paper, strict, lemaire): SNN energy per image "
+        "(`energy_pJ`, std, 95% CI of the mean over images, Student t, clipped at 0), ANN energies "
+        "(`energy_ann_T1_pJ`: single-pass twin, `energy_ann_same_T_pJ`), savings (`saving_vs_ann_T1` = 1 - "
+        "energy_pJ / energy_ann_T1_pJ), charged `mac_ops` / `ac_ops`, `spike_input_rate` and "
+        "`rate_for_target_saving`, constants.",
+        "`report.tex`: the headline table as a LaTeX tabular (booktabs).",
         "`layers.csv`: one row per layer and role: dense `macs`, exact `sops`, `firing_rate`, `energy_paper_pJ`, "
-        "`energy_strict_pJ` (they add up to the summary's `energy_pJ`), dead/saturated neurons, break-even rates.",
+        "`energy_strict_pJ`, `energy_lemaire_pJ` and its parts (they add up to the summary's `energy_pJ`), the rule "
+        "each accounting applied (`charge_<accounting>`), dead/saturated neurons, break-even rates.",
         "`timesteps.csv`: the same per timestep (-1: computed once, after the mean over T).",
         "`stages.csv`: the per-stage table above, with SNN and ANN MAC/AC parts in pJ; `ann_layers.csv`: the ANN "
         "twin's operations per layer.",
