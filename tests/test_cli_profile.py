@@ -3,6 +3,7 @@ import contextlib
 import io
 import json
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -18,7 +19,7 @@ from snn_energy.cli.image_inputs import resize
 from test_plots import assert_real_png, assert_real_svg
 
 HEIGHT, WIDTH = 32, 40
-ACCOUNTINGS = ("paper", "strict")
+ACCOUNTINGS = ("paper", "strict", "lemaire")
 
 
 def _tiny_pairs(folder):
@@ -56,7 +57,8 @@ def report(workspace):
 
 def test_writes_the_report_files(report):
     out, _ = report
-    for name in ("layers.csv", "timesteps.csv", "summary.json", "report.md", "report.html", "stages.csv"):
+    for name in ("layers.csv", "timesteps.csv", "summary.json", "report.md", "report.html", "stages.csv",
+                 "report.tex"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     for figure in ("firing_rates", "firing_rate_heatmap", "stage_energy", "spike_maps", "energy_vs_rain_density"):
         assert_real_png(out / "figures" / f"{figure}.png")
@@ -115,8 +117,42 @@ def test_printed_table_has_stages_savings_and_constants(report):
         assert f"saving ({accounting} accounting): {saving:.1f} %" in printed
     assert "fp32" in printed and "E_MAC = 4.6 pJ" in printed and "E_AC = 0.9 pJ" in printed
     markdown = (out / "report.md").read_text()
-    assert f"{100 * summary['paper']['saving_vs_ann_T1']:.1f} % under the paper accounting" in markdown
-    assert f"{100 * summary['strict']['saving_vs_ann_T1']:.1f} % under the strict accounting" in markdown
+    for accounting in ACCOUNTINGS:
+        assert f"{100 * summary[accounting]['saving_vs_ann_T1']:.1f} % under the {accounting} accounting" in markdown
+    header = re.split(r"\s{2,}", printed.splitlines()[1].strip())
+    # counts: the dense MACs, and per accounting the MACs and ACs it charges, labelled as such
+    assert [c for c in header if "(G)" in c] == ["dense MACs (G)"] + [
+        f"{a}: charged {kind}s (G)" for a in ACCOUNTINGS for kind in ("MAC", "AC")]
+
+
+def test_target_saving_rate_is_printed_and_saved(report):
+    out, printed = report
+    summary = {row["accounting"]: row for row in json.loads((out / "summary.json").read_text())}
+    for accounting in ACCOUNTINGS:
+        row = summary[accounting]
+        assert row["target_saving"] == 0.54
+        assert 0.0 <= row["spike_input_rate"] <= 1.0
+        rate = row["rate_for_target_saving"]
+        line = next(l for l in printed.splitlines() if l.startswith(f"saving ({accounting} accounting)"))
+        if rate is None or math.isnan(rate):
+            assert f"no firing rate in [0, 1] gives 54 % (measured {row['spike_input_rate']:.3f})" in line
+        else:
+            assert f"54 % needs a mean spike-input rate of {rate:.3f}" in line
+    tex = (out / "report.tex").read_text()
+    assert tex.startswith("\\begin{table}") and "\\toprule" in tex and "\\bottomrule" in tex
+    for accounting in ACCOUNTINGS:
+        assert f"{accounting} & " in tex
+    assert f"{100 * summary['paper']['saving_vs_ann_T1']:.1f}" in tex
+
+
+@pytest.mark.parametrize("value", ["0", "1.2", "54%", "x"])
+def test_bad_target_saving(workspace, tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["profile", "--ckpt", str(workspace["ckpt"]), "--target-saving", value, "--out", str(tmp_path / "o")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--target-saving" in err and value in err and "fraction between 0 and 1" in err
+    assert not (tmp_path / "o").exists()
 
 
 def test_rain_density_is_measured_against_targets(report, workspace):

@@ -42,8 +42,8 @@ def test_tables_carry_the_required_columns(result):
         assert set(REQUIRED) <= set(table.columns)
     assert "timestep" in result.timesteps.columns and "module_type" in result.layers.columns
     assert "input_kind" in result.layers.columns
-    assert result.summary["accounting"].tolist() == ["paper", "strict"]
-    assert result.summary["layer"].tolist() == ["total", "total"]
+    assert result.summary["accounting"].tolist() == ["paper", "strict", "lemaire"]
+    assert result.summary["layer"].tolist() == ["total"] * 3
     assert result.selected_summary()["accounting"] == "strict"  # the default accounting behind energy_pJ
     assert len(result.images) == 3 and result.settings["images"] == 3
 
