@@ -22,9 +22,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# Regenerate the committed reports of the bundled demo SNN (reports/demo_snn_small/).
+# Regenerate the committed reports of the bundled demo SNN (reports/demo_snn_small/) and re-execute the notebooks
+# in place, so that they are committed with their outputs.
 reports: $(STAMP)
 	$(BIN)/snn-energy profile --out reports/demo_snn_small
+	$(BIN)/python notebooks/execute.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -41,7 +41,6 @@ OP_ACCOUNTINGS = ("paper", "strict")  # priced per operation: E_MAC, E_AC, E_spi
 LEMAIRE = "lemaire"  # memory-aware, see snn_energy.lemaire
 ACCOUNTINGS = (*OP_ACCOUNTINGS, LEMAIRE)
 ENCODING_POLICIES = ("per_timestep", "once")
-OPS = ("mac_ops", "ac_ops", "spike_ops", "neuron_ops")
 UNTIMED = -1  # the timestep of a call made once per forward, outside the time loop
 DEFAULT_TARGET_SAVING = 0.54  # ESDNet's published saving against its ANN counterpart
 
@@ -246,12 +245,6 @@ def energy_pJ(mac_ops, ac_ops, constants: EnergyConstants, spike_ops=0.0, neuron
     (scalars, arrays or Series)."""
     return (constants.e_mac_pJ * mac_ops + constants.e_ac_pJ * ac_ops + constants.e_spike_pJ * spike_ops
             + constants.e_neuron_pJ * neuron_ops)
-
-
-def ops_energy_pJ(ops, constants: EnergyConstants):
-    """Return ``energy_pJ`` of a table (or mapping) with the columns of ``OPS`` (a missing one counts 0), in pJ."""
-    return energy_pJ(*(ops[name] if name in ops else 0.0 for name in OPS[:2]), constants,
-                     *(ops[name] if name in ops else 0.0 for name in OPS[2:]))
 
 
 def saving(energy_snn, energy_ann):

@@ -124,8 +124,11 @@ def lemaire_costs(records: pd.DataFrame, geometry: pd.DataFrame, *, network: str
     bias = g["bias"].fillna(False).to_numpy(bool) & synaptic
     params_bytes = g["params"].fillna(0).to_numpy(float) * WORD_BYTES
     fanout = spikes_in * opg * taps  # weight uses (memory fan-out) of the input spikes
+    synops = spikes_in * opg * g["event_taps"].fillna(0).to_numpy(float)  # accumulates of the input spikes
+    per_byte = np.vectorize(cost.memory_cost_pj, otypes=[float])
+    fifo_per_byte = cost.memory_cost_pj(fifo_bytes)
 
-    ac = np.where(events, spikes_in * opg * g["event_taps"].fillna(0).to_numpy(float), 0.0) + np.where(bias, out, 0)
+    ac = np.where(events, synops, 0.0) + np.where(bias, out, 0)
     mac = np.where(dense, dense_macs, 0.0)
     acc_addr = np.where(events, fanout, 0.0) + np.where(
         dense, x + out + np.where(linear, 0.0, g["out_channels"].fillna(0).to_numpy(float) * taps) / call_steps, 0.0)
@@ -144,18 +147,15 @@ def lemaire_costs(records: pd.DataFrame, geometry: pd.DataFrame, *, network: str
     mac += np.where(neuron & g["leaky"].fillna(False).to_numpy(bool), neurons, 0.0)
     accesses += [(np.where(neuron, 2 * neurons, 0.0) * WORD_BYTES, neurons * WORD_BYTES),
                  (np.where(neuron, spikes_out, 0.0) * WORD_BYTES, np.full(len(frame), float(fifo_bytes)))]
-    per_byte = np.vectorize(cost.memory_cost_pj, otypes=[float])
     memory = sum(np.where(size > 0, size * per_byte(capacity), 0.0) for size, capacity in accesses)
     e_mac = cost.e_mul_pj + cost.e_add_pj
     compute = ac * cost.e_add_pj + mac * e_mac
     addressing = acc_addr * cost.e_add_pj + mac_addr * e_mac
     # the spike-driven part: everything of an event-driven call but its bias, and each emitted spike's add + write
-    rate = np.where(events, spikes_in * opg * g["event_taps"].fillna(0).to_numpy(float) * cost.e_add_pj
-                    + addressing + spikes_in * WORD_BYTES * per_byte(np.full(len(frame), float(fifo_bytes)))
+    rate = np.where(events, synops * cost.e_add_pj + addressing + spikes_in * WORD_BYTES * fifo_per_byte
                     + fanout * WORD_BYTES * per_byte(params_bytes)
                     + 2 * fanout * WORD_BYTES * per_byte(out * step_mode_split * WORD_BYTES), 0.0)
-    rate += np.where(neuron, spikes_out * (cost.e_add_pj + WORD_BYTES * per_byte(np.full(len(frame), float(fifo_bytes)))),
-                     0.0)
+    rate += np.where(neuron, spikes_out * (cost.e_add_pj + WORD_BYTES * fifo_per_byte), 0.0)
     result = pd.DataFrame({"lemaire_mac_ops": mac, "lemaire_ac_ops": ac, "lemaire_compute_pJ": compute,
                            "lemaire_addressing_pJ": addressing, "lemaire_memory_pJ": memory,
                            "energy_lemaire_pJ": compute + addressing + memory, "lemaire_rate_pJ": rate})

@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
                 f"4-pixel border cropped; energy per image, {constants_text(profile)}; the ANN twin runs once (T=1)."],
                 table=shown, figures=[("quality_vs_energy", "Mean PSNR against energy per image of the SNN and its "
                                                             "ANN twin, under both accountings.")]),
-            Section("The two accountings", bullets=[f"`{a}`: {ACCOUNTING_TEXT[a]}" for a in ACCOUNTINGS]),
+            Section("The accountings", bullets=[f"`{a}`: {ACCOUNTING_TEXT[a]}" for a in ACCOUNTINGS]),
         ])
     print(f"{snn_ckpt} (SNN) against {ann_ckpt} (ANN twin) on {len(images.images)} pairs of {images.source}; "
           f"energy per image in {unit}")
