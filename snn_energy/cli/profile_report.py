@@ -139,8 +139,8 @@ def latex_headline(profile: ESDNetProfile) -> str:
             "Measured rate": total["spike_input_rate"],
         })
     table = pd.DataFrame(rows)
-    styler = table.style.hide(axis="index").format(precision=3, na_rep="--")
-    styler = styler.format({table.columns[3]: "{:.1f}"}, na_rep="--")
+    formats = dict(zip(table.columns[1:], ("{:.3f}", "{:.3f}", "{:.1f}", "{:.3f}", "{:.3f}")))
+    styler = table.style.hide(axis="index").format(formats, na_rep="--")
     caption = (f"Energy per image of the SNN and its single-pass ANN twin; {constants_text(profile)}; "
                "rates: MAC-weighted mean input firing rate of the spike-fed layers.")
     return styler.to_latex(hrules=True, caption=caption.replace("_", "\\_").replace("%", "\\%"),
