@@ -7,7 +7,7 @@ import torch
 from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from esdnet.metrics import evaluate_pair, image_psnr, image_ssim, psnr, rgb_to_y, ssim, ssim_loss
+from esdnet.metrics import edge_error_ratio, evaluate_pair, image_psnr, image_ssim, psnr, rgb_to_y, ssim, ssim_loss
 
 
 def _pair(height=40, width=48, noise=0.08, seed=0):
@@ -124,3 +124,62 @@ def test_bad_inputs_are_refused_with_the_shapes():
         evaluate_pair(pred, target, crop_border=20)
     with pytest.raises(ValueError, match="smaller than the 11x11 window"):
         ssim(pred[None, :, :8, :8], target[None, :, :8, :8])
+
+
+def _pytorch_ssim_reference(x: torch.Tensor, y: torch.Tensor, window_size: int = 11, sigma: float = 1.5):
+    """The authors' loss SSIM (pytorch-ssim's ``_ssim``), written independently: a 2-D Gaussian window built from
+    the closed-form density, one grouped conv per statistic with zero padding window_size // 2."""
+    channels = x.shape[1]
+    offsets = np.arange(window_size) - window_size // 2
+    g = np.exp(-(offsets ** 2) / (2 * sigma ** 2))
+    g /= g.sum()
+    window = torch.from_numpy(np.outer(g, g)).to(x.dtype).expand(channels, 1, window_size, window_size)
+
+    def blur(t):
+        return torch.nn.functional.conv2d(t, window, padding=window_size // 2, groups=channels)
+
+    mu_x, mu_y = blur(x), blur(y)
+    sigma_x, sigma_y, sigma_xy = blur(x * x) - mu_x ** 2, blur(y * y) - mu_y ** 2, blur(x * y) - mu_x * mu_y
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * sigma_xy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (sigma_x + sigma_y + c2))
+    return ssim_map.mean()
+
+
+def test_loss_ssim_is_the_authors_zero_padded_ssim():
+    pred, target = _pair(height=32, width=36)
+    loss = ssim_loss(pred.unsqueeze(0), target.unsqueeze(0))
+    expected = 1.0 - _pytorch_ssim_reference(pred.unsqueeze(0), target.unsqueeze(0))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
+    # and it is not the 'valid' metric SSIM (which ignores the outer 5 px as window centres)
+    valid = 1.0 - ssim(pred.unsqueeze(0), target.unsqueeze(0)).item()
+    assert abs(loss.item() - valid) > 1e-3
+
+
+def test_loss_gives_border_pixels_a_gradient_like_interior_ones():
+    """The cause of the edge frame of models trained on the 'valid' SSIM: a corner pixel's gradient is tiny."""
+    torch.manual_seed(0)
+    target = torch.rand(1, 3, 64, 64, dtype=torch.float64)
+    pred = (target + 0.1 * torch.randn_like(target)).requires_grad_()
+
+    def ring_over_centre(loss):
+        """Mean gradient magnitude on the outermost pixel ring over that in the central 8 x 8 pixels."""
+        grad, = torch.autograd.grad(loss, pred)
+        magnitude = grad.abs().sum(1)[0]
+        ring = torch.cat([magnitude[0], magnitude[-1], magnitude[1:-1, 0], magnitude[1:-1, -1]])
+        return (ring.mean() / magnitude[28:36, 28:36].mean()).item()
+
+    valid = ring_over_centre((1.0 - ssim(pred, target)).mean())
+    padded = ring_over_centre(ssim_loss(pred, target))
+    assert valid < 0.01  # only the far Gaussian tails of the valid windows reach the outermost pixels (0.0009)
+    assert padded > 0.3  # each outermost pixel is the centre of a window of its own (0.52)
+
+
+def test_edge_error_ratio_by_hand():
+    target = torch.zeros(3, 6, 5, dtype=torch.float64)
+    pred = target.clone()
+    pred[:, 1:5, 1:4] = 0.1  # interior: 4 x 3 pixels, error 0.1
+    pred[:, 0, :], pred[:, 5, :], pred[:, :, 0], pred[:, :, 4] = 0.3, 0.3, 0.3, 0.3  # ring: error 0.3
+    assert edge_error_ratio(pred, target) == pytest.approx(3.0)
+    assert edge_error_ratio(target + 0.2, target) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="leaves no interior"):
+        edge_error_ratio(pred, target, width=3)
