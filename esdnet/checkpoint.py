@@ -130,7 +130,7 @@ def resolve_arch(recorded: str | None, asked: str | None, path: Path | str) -> s
         raise ValueError(f"arch must be one of {ARCHS} or None, got {asked!r}")
     if asked is not None and recorded is not None and asked != recorded:
         raise CheckpointError(f"{path}: records arch {recorded!r} (it was trained as the {recorded.upper()}), but "
-                              f"arch {asked!r} was asked for; leave the architecture out to load it as recorded")
+                              f"arch {asked!r} was asked for")
     return asked or recorded or "snn"
 
 
