@@ -2,7 +2,6 @@
 inference, and refusal of bad files (missing, truncated, not a checkpoint, pickled code, wrong keys)."""
 import json
 from pathlib import Path
-import pickle
 
 import pytest
 import torch
