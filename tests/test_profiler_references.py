@@ -1,4 +1,5 @@
 """Counts against independent tools: fvcore's FlopCountAnalysis and SpikingJelly's op_counter."""
+import pytest
 import torch
 import torch.nn as nn
 from fvcore.nn import FlopCountAnalysis
