@@ -7,7 +7,8 @@ import threading
 
 class DeferredInterrupt:
     """A context manager under which the first SIGINT (Ctrl-C) only sets ``requested``; a second raises
-    KeyboardInterrupt at once. Outside the main thread (where no signal handler can be set) it does nothing."""
+    KeyboardInterrupt at once. It does nothing outside the main thread (where no signal handler can be set) and
+    where SIGINT is ignored (e.g. a job started in the background by a script)."""
 
     def __init__(self):
         self.requested = False
@@ -19,7 +20,8 @@ class DeferredInterrupt:
         self.requested = True
 
     def __enter__(self) -> DeferredInterrupt:
-        if threading.current_thread() is threading.main_thread():
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
