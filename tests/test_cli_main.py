@@ -1,6 +1,7 @@
 """The one ``snn-energy`` command: internal errors (bugs) against user errors, Ctrl-C, output paths checked before
 any work, progress bars on terminals only, and ESDNet's commands living in ``esdnet`` without ``snn_energy``."""
 import io
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 import esdnet.cli.data
 import esdnet.synth
 import esdnet.cli.evaluate
+from esdnet.interrupt import DeferredInterrupt
 from esdnet.progress import progress_bar
 from snn_energy.cli import main
 from snn_energy.errors import ModelInputError
@@ -163,3 +165,22 @@ def test_python_m_snn_energy_cli_lists_every_command():
     assert done.returncode == 0, done.stderr
     for command in ("profile", "compare", "derain", "evaluate", "data", "train", "--debug"):
         assert command in done.stdout
+
+
+# --- Ctrl-C deferred to a safe point (train) ----------------------------------------------------------------
+
+def test_deferred_interrupt_waits_once_then_stops_and_leaves_an_ignored_sigint_alone():
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with DeferredInterrupt() as interrupt:
+            signal.raise_signal(signal.SIGINT)
+            assert interrupt.requested  # the first Ctrl-C only asks
+            with pytest.raises(KeyboardInterrupt):
+                signal.raise_signal(signal.SIGINT)  # the second stops at once
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with DeferredInterrupt() as interrupt:
+            signal.raise_signal(signal.SIGINT)
+            assert not interrupt.requested and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -269,9 +269,18 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, tiny_data, uninterrupt
     assert_resumed_like_uninterrupted(out / "last.pth", uninterrupted)
 
 
+@pytest.fixture
+def sigint_as_on_a_terminal():
+    """SIGINT raising KeyboardInterrupt, as on a terminal, whatever the tests run under (a job started in the
+    background by a script has SIGINT ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.slow
 def test_ctrl_c_saves_last_pth_where_it_stopped_and_resume_continues(tmp_path, tiny_data, uninterrupted,
-                                                                     monkeypatch, capsys):
+                                                                     monkeypatch, capsys, sigint_as_on_a_terminal):
     # Ctrl-C (a real SIGINT to this process) arrives during the 6th step (epoch 2, step 2): training finishes that
     # step, writes last.pth there (no --save-every) and exits with status 130; --resume then ends where an
     # uninterrupted run ends.
