@@ -3,8 +3,8 @@
 Three lines to derain with a published checkpoint::
 
     import esdnet
-    model = esdnet.load_model("Rain200H.pth", arch="snn", device="cpu")
-    derained = model(rainy)  # [N, 3, H, W] in [0, 1]
+    model = esdnet.load_model("Rain200H.pth", device="cpu")  # the architecture the file records, else the SNN
+    derained = model(rainy).clamp(0, 1)  # [N, 3, H, W]; the network's raw output can stray slightly outside [0, 1]
 """
 from esdnet import config as _config
 from esdnet.checkpoint import CheckpointError, load_model, load_state_dict

@@ -67,6 +67,12 @@ def pair_files(input_dir: str | os.PathLike, target_dir: str | os.PathLike) -> l
     return [(path, matched[path]) for path in inputs]
 
 
+def paired_by_name(pairs: list[tuple[Path, Path]]) -> bool:
+    """Return True when every pair of ``pair_files`` was matched by name, False when they were paired by sorted
+    order (no input name matched a target)."""
+    return all(target.stem in _target_stem_candidates(path.stem) for path, target in pairs)
+
+
 def _load_pair(input_path: Path, target_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     rainy, clean = read_image(input_path), read_image(target_path)
     if rainy.shape != clean.shape:

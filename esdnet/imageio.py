@@ -142,15 +142,21 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         raise ImageReadError(f"{path}: cannot be read as an image ({type(err).__name__}: {err})") from err
 
 
+def is_grayscale(image: torch.Tensor) -> bool:
+    """Return True when the ``[3, H, W]`` image's three channels are equal (a grayscale picture read as RGB)."""
+    return bool(torch.equal(image[0], image[1]) and torch.equal(image[1], image[2]))
+
+
 def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """Return ``[H, W, 3]`` uint8 pixels from a ``[3, H, W]`` tensor in [0, 1] (clamped, rounded to nearest)."""
-    if image.ndim != 3 or image.shape[0] != 3:
-        raise ValueError(f"expected an image tensor [3, H, W], got shape {tuple(image.shape)}")
+    """Return uint8 pixels, ``[H, W, 3]`` from a ``[3, H, W]`` tensor or ``[H, W]`` from a ``[1, H, W]`` one, of
+    values in [0, 1] (clamped, rounded to nearest)."""
+    if image.ndim != 3 or image.shape[0] not in (1, 3):
+        raise ValueError(f"expected an image tensor [3, H, W] or [1, H, W], got shape {tuple(image.shape)}")
     values = image.detach().to("cpu", torch.float64)
     if not torch.isfinite(values).all():
         raise ValueError("image tensor holds NaN or infinite values")
     pixels = torch.round(values.clamp(0.0, 1.0) * 255.0).to(torch.uint8)
-    return pixels.permute(1, 2, 0).contiguous().numpy()
+    return pixels[0].numpy() if image.shape[0] == 1 else pixels.permute(1, 2, 0).contiguous().numpy()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -174,7 +180,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def write_image(path: str | os.PathLike, image: torch.Tensor) -> Path:
-    """Save a ``[3, H, W]`` tensor in [0, 1] as an 8-bit RGB PNG at ``path`` (atomically); returns the path.
+    """Save a ``[3, H, W]`` tensor in [0, 1] as an 8-bit RGB PNG at ``path`` (a ``[1, H, W]`` one as an 8-bit
+    grayscale PNG), atomically; returns the path.
 
     Values are clamped to [0, 1] and rounded to the nearest of 256 levels, so an image read from an 8-bit
     file is written back with the same pixels. The same tensor always gives the same bytes.

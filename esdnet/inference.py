@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from tqdm import tqdm
 
-from esdnet.imageio import list_images, read_image, write_image
+from esdnet.imageio import is_grayscale, list_images, read_image, write_image
+from esdnet.progress import progress_bar
 from esdnet.tiling import TILE_OVERLAP, TILE_SIZE, tiled_inference
 
 
@@ -23,12 +23,17 @@ def _device_of(model: Callable[[torch.Tensor], torch.Tensor]) -> torch.device:
 @torch.no_grad()
 def derain_tensor(model: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, tile_size: int | None = TILE_SIZE,
                   overlap: int = TILE_OVERLAP, batch_size: int = 16) -> torch.Tensor:
-    """Return the derained ``[3, H, W]`` image in [0, 1]: tiled (the authors' 80 px tiles) or whole if ``tile_size`` is None."""
+    """Return the derained ``[3, H, W]`` image, clamped to [0, 1]: tiled (the authors' 80 px tiles) or whole if
+    ``tile_size`` is None. A grayscale image (three equal channels) comes back grayscale: the mean of the
+    network's three output channels, on all three."""
+    gray = is_grayscale(image)
     image = image.to(_device_of(model))
     if tile_size is None:
         out = model(image.unsqueeze(0))[0]
     else:
         out = tiled_inference(model, image, tile_size=tile_size, overlap=overlap, batch_size=batch_size)
+    if gray:
+        out = out.mean(dim=0, keepdim=True).expand(3, -1, -1)
     return out.clamp(0.0, 1.0).cpu()
 
 
@@ -37,12 +42,27 @@ def input_images(source: str | Path) -> list[Path]:
     source = Path(source)
     if source.is_file():
         return [source]
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: no such image file or folder")
     return list_images(source)
+
+
+def writes_one_file(source: Path, output: Path) -> bool:
+    """Return True when ``output`` names the PNG file of a single input image, False when it names a folder.
+
+    Raises ValueError for a folder of images with an output ending in ``.png`` (a folder is needed there).
+    """
+    if output.suffix.lower() != ".png":
+        return False
+    if not Path(source).is_file():
+        raise ValueError(f"{output}: the input {source} is a folder of images, so the output must be a folder, "
+                         "not a .png file name")
+    return True
 
 
 def output_paths(inputs: list[Path], source: Path, output: Path) -> list[Path]:
     """Return where each derained image goes: ``output`` itself for one input file, else ``output/<stem>.png``."""
-    if source.is_file() and output.suffix.lower() == ".png":
+    if writes_one_file(source, output):
         return [output]
     if output.exists() and not output.is_dir():
         raise FileExistsError(f"{output}: exists and is not a folder (give a .png path for a single input image)")
@@ -54,8 +74,10 @@ def derain_files(model: Callable[[torch.Tensor], torch.Tensor], source: str | Pa
                  progress: bool = True) -> list[Path]:
     """Derain an image file or every image of a folder into ``output``; returns the written PNG paths.
 
-    All results are first written to a temporary folder beside ``output`` and moved in place only when every
-    image succeeded, so a bad input file (named in the error) leaves nothing written.
+    Results are written to a temporary folder beside ``output`` and moved in place when every image succeeded,
+    so a bad input file (named in the error) leaves nothing written. On KeyboardInterrupt (Ctrl-C) the images
+    finished so far are moved in place (each whole) and the KeyboardInterrupt is raised again, saying how many.
+    A grayscale input is written as a grayscale PNG (see ``derain_tensor``). ``progress``: a bar on a terminal.
     """
     source, output = Path(source), Path(output)
     inputs = input_images(source)
@@ -63,12 +85,25 @@ def derain_files(model: Callable[[torch.Tensor], torch.Tensor], source: str | Pa
     stage_parent = output.parent
     stage_parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=stage_parent))
-    try:
-        for path, target in tqdm(list(zip(inputs, targets)), desc="derain", unit="img", disable=not progress):
-            write_image(staging / target.name, derain_tensor(model, read_image(path), tile_size, overlap, batch_size))
-        targets[0].parent.mkdir(exist_ok=True)
-        for target in targets:
+    finished: list[Path] = []
+
+    def move_in_place() -> None:
+        if finished:
+            targets[0].parent.mkdir(exist_ok=True)
+        for target in finished:
             (staging / target.name).replace(target)
+
+    try:
+        for path, target in progress_bar(list(zip(inputs, targets)), enabled=progress, desc="derain", unit="img"):
+            image = read_image(path)
+            derained = derain_tensor(model, image, tile_size, overlap, batch_size)
+            write_image(staging / target.name, derained[:1] if is_grayscale(image) else derained)
+            finished.append(target)
+        move_in_place()
+    except KeyboardInterrupt:
+        move_in_place()
+        where = f" in {targets[0].parent}" if finished else ""
+        raise KeyboardInterrupt(f"kept the {len(finished)} of {len(targets)} images finished{where}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return targets

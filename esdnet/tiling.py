@@ -24,6 +24,8 @@ TILE_OVERLAP = 8
 
 def tile_starts(length: int, tile_size: int = TILE_SIZE, overlap: int = TILE_OVERLAP) -> list[int]:
     """Return the start offsets (pixels) of the tiles covering an axis of ``length >= tile_size`` pixels."""
+    if tile_size < 1:
+        raise ValueError(f"tile size must be a positive number of pixels, got {tile_size}")
     if not 0 <= overlap < tile_size:
         raise ValueError(f"overlap must lie in [0, tile_size={tile_size}), got {overlap}")
     if length < tile_size:

@@ -39,8 +39,10 @@ from esdnet.data import PairedImageDataset, pair_files, split_indices
 from esdnet.distributed import Placement, all_sum, average_buffers, start, stop
 from esdnet.epoch_sampling import ResumableSampler, SeededItems
 from esdnet.imageio import atomic_write_bytes
+from esdnet.interrupt import DeferredInterrupt
 from esdnet.metrics import evaluate_pair, ssim_loss
 from esdnet.model import ESDNet
+from esdnet.progress import progress_bar
 from esdnet.schedule import MIN_LR, PEAK_LR, WARMUP_EPOCHS, warmup_cosine_scheduler
 from esdnet.train_state import atomic_save, capture_rng_state, read_training_checkpoint, restore_rng_state
 
@@ -314,7 +316,24 @@ class _Run:
         self.scheduler.step()
         return loss.item()
 
+    def _stop_requested(self, interrupt: DeferredInterrupt) -> bool:
+        """True when Ctrl-C was pressed in any process (all processes agree, so they stop at the same step)."""
+        if not self.placement.distributed:
+            return interrupt.requested
+        return all_sum([float(interrupt.requested)], self.placement)[0] > 0
+
+    def _interrupted(self) -> KeyboardInterrupt:
+        """Return the KeyboardInterrupt saying where last.pth stands and how to resume."""
+        position = (f"epoch {self.epoch + 1}, step {self.step_in_epoch} of {self.steps_per_epoch}"
+                    if self.step_in_epoch else f"the end of epoch {self.epoch}")
+        return KeyboardInterrupt(f"{self.out / LAST} saved at {position}; --resume {self.out / LAST} continues")
+
     def run(self, writer) -> TrainResult:
+        """Train to the last epoch; on Ctrl-C stop after the step under way with last.pth written there."""
+        with DeferredInterrupt() as interrupt:
+            return self._run(writer, interrupt)
+
+    def _run(self, writer, interrupt: DeferredInterrupt) -> TrainResult:
         options = self.options
         while self.epoch < options.epochs:
             started = time.perf_counter()
@@ -324,9 +343,9 @@ class _Run:
             if self.step_in_epoch == 0:
                 self.loader_generator.manual_seed(options.seed + self.epoch)
             self.network.train()
-            bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{options.epochs}", unit="batch",
-                       initial=self.step_in_epoch, total=self.steps_per_epoch, leave=False,
-                       disable=not (options.progress and self.placement.is_main))
+            bar = progress_bar(self.loader, enabled=options.progress and self.placement.is_main,
+                               desc=f"epoch {self.epoch + 1}/{options.epochs}", unit="batch",
+                               initial=self.step_in_epoch, total=self.steps_per_epoch, leave=False)
             for rainy, clean in bar:
                 lr = self.optimizer.param_groups[0]["lr"]
                 loss = self._train_step(rainy, clean)
@@ -337,14 +356,21 @@ class _Run:
                 if writer is not None:
                     writer.add_scalar("train/loss", loss, self.global_step)
                     writer.add_scalar("train/lr", lr, self.global_step)
-                if (options.save_every and self.global_step % options.save_every == 0
-                        and self.step_in_epoch < self.steps_per_epoch):
+                if self.step_in_epoch == self.steps_per_epoch:
+                    continue  # the epoch's end saves (and stops, if asked to) after validation
+                stop = self._stop_requested(interrupt)
+                if stop or (options.save_every and self.global_step % options.save_every == 0):
                     self.seconds += time.perf_counter() - started
                     started = time.perf_counter()
                     loss_share = all_sum([self.loss_sum], self.placement)[0] / self.placement.world_size
                     self._save((LAST,), loss_share)
+                    if stop:
+                        bar.close()
+                        raise self._interrupted()
             bar.close()
             self._end_epoch(lr, started, writer)
+            if self._stop_requested(interrupt) and self.epoch < options.epochs:
+                raise self._interrupted()
         return TrainResult(model=self.model, history=self.history, best_psnr=self.best_psnr,
                            best_epoch=self.best_epoch, global_step=self.global_step, seconds=self.seconds,
                            is_main=self.placement.is_main)

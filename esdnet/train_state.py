@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from esdnet.checkpoint import CheckpointError
+from esdnet.checkpoint import CheckpointError, read_checkpoint_file
 from esdnet.imageio import atomic_write_bytes
 
 
@@ -73,12 +73,7 @@ def read_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     weights-only file cannot be resumed).
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # the unpickler fails in many ways on foreign or damaged files
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint: {err}") from err
+    checkpoint = read_checkpoint_file(path)
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"{path}: not a training checkpoint (found {type(checkpoint).__name__}, expected a dict)")
     missing = [key for key in REQUIRED_KEYS if key not in checkpoint]

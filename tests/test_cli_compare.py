@@ -98,6 +98,24 @@ def test_data_folder_without_pairs(workspace, tmp_path, capsys):
     assert status == 2 and "--data" in err and "input/ and target/" in err and not out.exists()
 
 
+def test_swapped_checkpoints_are_refused_naming_both(workspace, tmp_path, capsys):
+    recorded = {}
+    for arch in ("snn", "ann"):
+        recorded[arch] = tmp_path / f"recorded_{arch}.pth"
+        torch.save({"state_dict": workspace[arch].state_dict(), "arch": arch}, recorded[arch])
+    out = tmp_path / "out"
+    status = main(["compare", "--snn-ckpt", str(recorded["ann"]), "--ann-ckpt", str(recorded["snn"]),
+                   "--data", str(workspace["data"]), "--out", str(out)])
+    assert status == 2 and capsys.readouterr().err == (
+        f"snn-energy compare: error: --snn-ckpt {recorded['ann']} holds an ANN and --ann-ckpt {recorded['snn']} an "
+        f"SNN (as their files record): swapped? give --snn-ckpt {recorded['snn']} --ann-ckpt {recorded['ann']}\n")
+    status = main(["compare", "--snn-ckpt", str(recorded["snn"]), "--ann-ckpt", str(recorded["snn"]),
+                   "--data", str(workspace["data"]), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert status == 2 and f"--ann-ckpt {recorded['snn']} holds an SNN" in err and str(recorded["snn"]) in err
+    assert not out.exists()
+
+
 def test_twins_of_different_architectures(workspace, tmp_path, capsys):
     wider = tmp_path / "wider_ann.pth"
     torch.save(esdnet.build_model("small", arch="ann", dim=32).state_dict(), wider)

@@ -63,5 +63,23 @@ def test_synth_into_non_empty_folder_is_refused(synth_dir, capsys):
     before = sorted(p.relative_to(synth_dir) for p in synth_dir.rglob("*"))
     assert main(["data", "synth", "--out", str(synth_dir), "--train", "1", "--test", "1", "--size", "16"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("snn-energy data: error:") and str(synth_dir) in err and "--overwrite" in err
+    assert err.startswith("snn-energy data synth: error:") and str(synth_dir) in err and "--overwrite" in err
     assert sorted(p.relative_to(synth_dir) for p in synth_dir.rglob("*")) == before
+
+
+def test_evaluate_warns_when_it_pairs_by_sorted_order(synth_dir, tmp_path, capsys):
+    renamed = tmp_path / "pred"
+    renamed.mkdir()
+    for index, path in enumerate(sorted((synth_dir / "test" / "input").iterdir())):
+        (renamed / f"derained_{index}.png").write_bytes(path.read_bytes())
+    target = synth_dir / "test" / "target"
+    assert main(["evaluate", "--pred", str(renamed), "--target", str(target), "--out", str(tmp_path / "m")]) == 0
+    err = capsys.readouterr().err
+    assert err == (f"snn-energy evaluate: warning: no file name of {renamed} matches one of {target}; pairing the 2 "
+                   "files by sorted order (derained_0.png with norain-0001.png, ...)\n")
+    summary = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert [(r["pred"], r["target"]) for r in summary["images"]] == [("derained_0.png", "norain-0001.png"),
+                                                                     ("derained_1.png", "norain-0002.png")]
+    # pairs matched by name say nothing
+    assert main(["evaluate", "--pred", str(target), "--target", str(target), "--out", str(tmp_path / "m2")]) == 0
+    assert capsys.readouterr().err == ""

@@ -1,7 +1,7 @@
 """The paper preset's state_dict against the authors' layout, the three checkpoint layouts, architecture
 inference, and refusal of bad files (missing, truncated, not a checkpoint, pickled code, wrong keys)."""
 import json
-import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -139,3 +139,39 @@ def test_other_network_is_refused(tmp_path):
     torch.save(torch.nn.Linear(3, 4).state_dict(), path)
     with pytest.raises(CheckpointError, match="resnet.pth: not an ESDNet state_dict: key 'patch_embed.proj.weight'"):
         esdnet.load_model(path)
+
+
+def test_empty_file_is_named_in_words(tmp_path):
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError) as info:
+        esdnet.load_model(empty)
+    assert str(info.value) == f"{empty}: the file is empty (0 bytes), not a PyTorch checkpoint"
+
+
+def test_the_recorded_architecture_is_loaded_and_a_contradiction_refused(tmp_path):
+    torch.manual_seed(2)
+    state = esdnet.build_model("small", arch="ann").state_dict()
+    recorded, bare = tmp_path / "ann.pth", tmp_path / "bare.pth"
+    torch.save({"state_dict": state, "arch": "ann"}, recorded)
+    torch.save(state, bare)  # as the authors' files: no architecture recorded
+    assert esdnet.load_model(recorded).arch == "ann"
+    assert esdnet.load_model(recorded, arch="ann").arch == "ann"
+    assert esdnet.load_model(recorded, single_pass=True).single_pass
+    assert esdnet.checkpoint.checkpoint_arch(recorded) == "ann" and esdnet.checkpoint.checkpoint_arch(bare) is None
+    with pytest.raises(CheckpointError) as info:
+        esdnet.load_model(recorded, arch="snn")
+    assert str(info.value).startswith(f"{recorded}: records arch 'ann' (it was trained as the ANN), but arch 'snn' "
+                                      "was asked for")
+    assert esdnet.load_model(bare).arch == "snn"  # nothing recorded: the SNN, as before
+    assert esdnet.load_model(bare, arch="ann").arch == "ann"
+    odd = tmp_path / "odd.pth"
+    torch.save({"state_dict": state, "arch": "cnn"}, odd)
+    with pytest.raises(CheckpointError, match="odd.pth: records an unknown architecture 'cnn'"):
+        esdnet.load_model(odd)
+
+
+def test_bundled_demo_models_load_as_what_they_are():
+    weights = Path(esdnet.__file__).parent / "weights"
+    assert esdnet.load_model(weights / "demo_snn_small.pth").arch == "snn"
+    assert esdnet.load_model(weights / "demo_ann_small.pth").arch == "ann"

@@ -114,3 +114,8 @@ def test_model_returning_the_wrong_shape_is_refused():
         tiled_inference(lambda t: t[:, :, ::2, ::2], _image(50, 50))
     with pytest.raises(ValueError, match="overlap"):
         tiled_inference(lambda t: t, _image(90, 90), overlap=80)
+
+
+def test_a_tile_of_zero_pixels_is_named_not_the_overlap():
+    with pytest.raises(ValueError, match=r"^tile size must be a positive number of pixels, got 0$"):
+        tile_starts(100, tile_size=0, overlap=8)

@@ -4,10 +4,8 @@ import math
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -169,10 +167,52 @@ def test_checkpoints_load_safely_and_hold_the_whole_state(tmp_path, tiny_data):
     image = torch.rand(1, 3, 24, 20)
     with torch.no_grad():
         assert torch.equal(model(image), result.model(image))
-    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    assert_tensorboard_logged(tmp_path / "run" / "tensorboard", result.history, steps_per_epoch=4)
 
 
-# --- resumption after a real kill ---------------------------------------------------------------------------
+def assert_tensorboard_logged(folder: Path, history: list[dict], steps_per_epoch: int) -> None:
+    """The TensorBoard events hold every step's loss and rate and every epoch's scores, as the history has them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    scalars = {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
+    assert set(scalars) == {"train/loss", "train/lr", "epoch/train_loss", "val/psnr", "val/ssim"}
+    steps = len(history) * steps_per_epoch
+    assert [e.step for e in scalars["train/loss"]] == list(range(1, steps + 1))
+    assert [e.value for e in scalars["train/lr"]] == pytest.approx(
+        [warmup_cosine_lr(step, steps, steps_per_epoch) for step in range(steps)], rel=1e-6)  # float32 in the file
+    for name, tag in (("train_loss", "epoch/train_loss"), ("val_psnr", "val/psnr"), ("val_ssim", "val/ssim")):
+        assert [e.step for e in scalars[tag]] == [row["epoch"] for row in history]
+        assert [e.value for e in scalars[tag]] == pytest.approx([row[name] for row in history], rel=1e-6), tag
+    losses = [e.value for e in scalars["train/loss"]]
+    for row in history:  # the epoch's loss is the mean of its steps' losses
+        first = (row["epoch"] - 1) * steps_per_epoch
+        assert sum(losses[first:first + steps_per_epoch]) / steps_per_epoch == pytest.approx(row["train_loss"],
+                                                                                             rel=1e-5)
+
+
+# --- resumption after a real kill or Ctrl-C ------------------------------------------------------------------
+
+# The command line in a child process that kills itself (SIGKILL, no clean-up) right after writing the last.pth of
+# a chosen position: a real kill at a known point, whatever the machine's speed.
+KILLED_AFTER_SAVE = """
+import os, signal, sys
+import esdnet.train
+from snn_energy.cli import main
+
+EPOCH, STEP = int(sys.argv[1]), int(sys.argv[2])
+real_save = esdnet.train.atomic_save
+
+def save_then_die(obj, path):
+    real_save(obj, path)
+    if os.path.basename(path) == "last.pth" and (obj["epoch"], obj["step_in_epoch"]) == (EPOCH, STEP):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+esdnet.train.atomic_save = save_then_die
+sys.exit(main(sys.argv[3:]))
+"""
+
 
 def cli_command(*args) -> list[str]:
     return [sys.executable, "-m", "snn_energy.cli", "train", *args]
@@ -182,11 +222,8 @@ def subprocess_env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(REPO_ROOT)}
 
 
-def read_position(path: Path) -> tuple[int, int] | None:
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (FileNotFoundError, RuntimeError, EOFError):
-        return None
+def read_position(path: Path) -> tuple[int, int]:
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     return checkpoint["epoch"], checkpoint["step_in_epoch"]
 
 
@@ -203,63 +240,96 @@ def uninterrupted(tmp_path_factory, tiny_data) -> Path:
     return out / "last.pth"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("save_every", [0, 3], ids=["epoch-end", "mid-epoch"])
-def test_killed_run_resumes_to_the_same_weights(tmp_path, tiny_data, uninterrupted, save_every):
-    out = tmp_path / "run"
-    process = subprocess.Popen(
-        cli_command("--data", str(tiny_data), "--out", str(out), "--save-every", str(save_every), *RESUME_ARGS),
-        env=subprocess_env(), cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    # 4 steps per epoch. epoch-end: kill once a finished epoch is recorded; mid-epoch (a checkpoint every 3
-    # steps): once a checkpoint taken inside epoch 2 or later is recorded.
-    def reached(position):
-        return position is not None and position[0] >= 1 and (position[1] > 0) == (save_every > 0)
+def assert_resumed_like_uninterrupted(last: Path, uninterrupted: Path) -> None:
+    assert read_position(last) == (4, 0)
+    assert_identical(weights(last), weights(uninterrupted))
+    final, reference = (torch.load(p, weights_only=True) for p in (last, uninterrupted))
+    assert same(final["optimizer"], reference["optimizer"]) and same(final["scheduler"], reference["scheduler"])
+    assert without_seconds(final["history"]) == without_seconds(reference["history"])
 
-    deadline = time.monotonic() + 120
-    while not reached(read_position(out / "last.pth")):
-        assert process.poll() is None, process.stderr.read().decode()
-        assert time.monotonic() < deadline, "training never wrote the awaited checkpoint"
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL
-    stopped_at = read_position(out / "last.pth")
-    assert stopped_at < (4, 0), "the run finished before it could be killed"
-    assert reached(stopped_at)
+
+@pytest.mark.slow
+@pytest.mark.parametrize("save_every, killed_at", [(0, (1, 0)), (3, (1, 2))], ids=["epoch-end", "mid-epoch"])
+def test_killed_run_resumes_to_the_same_weights(tmp_path, tiny_data, uninterrupted, save_every, killed_at):
+    # 4 steps per epoch. epoch-end: killed once epoch 1 is saved; mid-epoch (a checkpoint every 3 steps): killed
+    # once the checkpoint of step 6, inside epoch 2, is saved.
+    out = tmp_path / "run"
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_SAVE, *map(str, killed_at), "train", "--data", str(tiny_data), "--out",
+         str(out), "--save-every", str(save_every), *RESUME_ARGS],
+        env=subprocess_env(), cwd=REPO_ROOT, capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert read_position(out / "last.pth") == killed_at
     assert not torch.equal(weights(out / "last.pth")["output.0.weight"], weights(uninterrupted)["output.0.weight"])
 
     resumed = subprocess.run(cli_command("--resume", str(out / "last.pth"), "--save-every", str(save_every),
                                          "--no-progress"),
                              env=subprocess_env(), cwd=REPO_ROOT, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    assert read_position(out / "last.pth") == (4, 0)
-    assert_identical(weights(out / "last.pth"), weights(uninterrupted))
-    final, reference = (torch.load(p, weights_only=True) for p in (out / "last.pth", uninterrupted))
-    assert same(final["optimizer"], reference["optimizer"]) and same(final["scheduler"], reference["scheduler"])
-    assert without_seconds(final["history"]) == without_seconds(reference["history"])
+    assert_resumed_like_uninterrupted(out / "last.pth", uninterrupted)
+
+
+@pytest.fixture
+def sigint_as_on_a_terminal():
+    """SIGINT raising KeyboardInterrupt, as on a terminal, whatever the tests run under (a job started in the
+    background by a script has SIGINT ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_last_pth_where_it_stopped_and_resume_continues(tmp_path, tiny_data, uninterrupted,
+                                                                     monkeypatch, capsys, sigint_as_on_a_terminal):
+    # Ctrl-C (a real SIGINT to this process) arrives during the 6th step (epoch 2, step 2): training finishes that
+    # step, writes last.pth there (no --save-every) and exits with status 130; --resume then ends where an
+    # uninterrupted run ends.
+    import esdnet.train
+    from snn_energy.cli import main as cli_main
+
+    real_loss, calls = esdnet.train.ssim_loss, []
+
+    def loss_then_ctrl_c(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 6:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(esdnet.train, "ssim_loss", loss_then_ctrl_c)
+    out = tmp_path / "run"
+    status = cli_main(["train", "--data", str(tiny_data), "--out", str(out), *RESUME_ARGS])
+    assert status == 130 and len(calls) == 6
+    last = out / "last.pth"
+    assert capsys.readouterr().err == (f"snn-energy train: interrupted ({last} saved at epoch 2, step 2 of 4; "
+                                       f"--resume {last} continues)\n")
+    assert read_position(last) == (1, 2)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    monkeypatch.setattr(esdnet.train, "ssim_loss", real_loss)
+    assert cli_main(["train", "--resume", str(last), "--no-progress"]) == 0
+    assert_resumed_like_uninterrupted(last, uninterrupted)
 
 
 # --- two processes ------------------------------------------------------------------------------------------
 
-def _ddp_worker(rank: int, port: int, data: str, out: str, results: str) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port), CUDA_VISIBLE_DEVICES="")
+def _ddp_worker(rank: int, rendezvous: str, data: str, out: str, results: str) -> None:
+    # The processes meet through a file (no port to pick beforehand, which another process could take); training
+    # finds the group already initialised and uses it.
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", CUDA_VISIBLE_DEVICES="")
     torch.set_num_threads(1)
-    result = train(tiny_options(Path(data), Path(out), epochs=1))
+    torch.distributed.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=2)
+    try:
+        result = train(tiny_options(Path(data), Path(out), epochs=1))
+    finally:
+        torch.distributed.destroy_process_group()
     torch.save({"state_dict": result.model.state_dict(), "history": result.history,
                 "global_step": result.global_step}, Path(results) / f"rank{rank}.pt")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="torch built without the gloo backend")
 def test_two_processes_on_gloo_end_with_identical_weights(tmp_path, tiny_data):
-    mp.spawn(_ddp_worker, args=(free_port(), str(tiny_data), str(tmp_path / "run"), str(tmp_path)), nprocs=2)
+    rendezvous = tmp_path / "rendezvous"
+    mp.spawn(_ddp_worker, args=(str(rendezvous), str(tiny_data), str(tmp_path / "run"), str(tmp_path)), nprocs=2)
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert_identical(rank0["state_dict"], rank1["state_dict"])
     assert rank0["global_step"] == 4  # 8 images, global batch 2 = 1 per process over 2 processes: 4 steps

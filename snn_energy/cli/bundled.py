@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import esdnet
-from snn_energy.cli.errors import UserError
+from esdnet.cli.errors import UserError
 
 WEIGHTS_DIR = Path(esdnet.__file__).resolve().parent / "weights"
 DEMO_SNN = WEIGHTS_DIR / "demo_snn_small.pth"

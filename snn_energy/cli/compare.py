@@ -6,13 +6,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from esdnet.checkpoint import checkpoint_arch
+from esdnet.cli.errors import UserError
+from esdnet.cli.options import add_device_option, resolve_device
+from esdnet.cli.outputs import check_output
 from esdnet.sample_images import SAMPLES_DIR
 from snn_energy import plots
 from snn_energy.cli.bundled import DEMO_ANN, DEMO_SNN, checkpoint_or_demo
-from snn_energy.cli.errors import UserError
 from snn_energy.cli.esdnet_profile import ESDNetProfile, profile_esdnet
 from snn_energy.cli.image_inputs import image_side, load_image_set
-from snn_energy.cli.options import add_device_option, resolve_device
 from snn_energy.cli.profile import load_twins, quality_table
 from snn_energy.cli.profile_report import ACCOUNTING_TEXT, constants_text
 from snn_energy.energy import ACCOUNTINGS, HOROWITZ_45NM
@@ -24,7 +26,8 @@ with an SNN checkpoint and its ANN twin's checkpoint, score both (PSNR in dB and
 border cropped, as the ESDNet authors), profile both (the ANN run once, T=1) and put quality and energy per
 image side by side: compare.csv, per_image.csv, summary.json, report.md, report.html and the figure
 figures/quality_vs_energy.{png,svg} in --out. With no checkpoints and no --data it compares the bundled demo
-SNN and ANN on the bundled sample images.
+SNN and ANN on the bundled sample images. A checkpoint recording the other architecture than its option says
+(an ANN given as --snn-ckpt, an SNN as --ann-ckpt) is refused.
 """
 
 
@@ -55,6 +58,21 @@ def pair_folders(data: Path) -> tuple[Path, Path]:
     if not data.is_dir():
         raise UserError(f"--data {data}: no such folder")
     raise UserError(f"--data {data}: expected the folders input/ and target/ (or test/input and test/target) in it")
+
+
+def check_roles(snn_ckpt: Path, ann_ckpt: Path) -> None:
+    """Raise UserError naming both files when a checkpoint records the other architecture than its option says
+    (files recording none, as the authors', pass)."""
+    snn_arch, ann_arch = checkpoint_arch(snn_ckpt), checkpoint_arch(ann_ckpt)
+    if snn_arch == "ann" and ann_arch == "snn":
+        raise UserError(f"--snn-ckpt {snn_ckpt} holds an ANN and --ann-ckpt {ann_ckpt} an SNN (as their files "
+                        f"record): swapped? give --snn-ckpt {ann_ckpt} --ann-ckpt {snn_ckpt}")
+    if snn_arch == "ann":
+        raise UserError(f"--snn-ckpt {snn_ckpt} holds an ANN (its file records arch 'ann'), not the SNN to compare "
+                        f"with the ANN of --ann-ckpt {ann_ckpt}")
+    if ann_arch == "snn":
+        raise UserError(f"--ann-ckpt {ann_ckpt} holds an SNN (its file records arch 'snn'), not the ANN twin of "
+                        f"the SNN of --snn-ckpt {snn_ckpt}")
 
 
 def comparison_table(profile: ESDNetProfile, quality: pd.DataFrame) -> pd.DataFrame:
@@ -88,8 +106,10 @@ def run(args: argparse.Namespace) -> int:
     """Score and profile both networks, print the table, write the folder; returns 0."""
     snn_ckpt = checkpoint_or_demo(args.snn_ckpt, DEMO_SNN, "--snn-ckpt")
     ann_ckpt = checkpoint_or_demo(args.ann_ckpt, DEMO_ANN, "--ann-ckpt")
-    out = check_destination(args.out if args.out is not None
-                            else Path("reports") / f"compare-{snn_ckpt.stem}-vs-{ann_ckpt.stem}")
+    check_roles(snn_ckpt, ann_ckpt)
+    out = check_destination(check_output(args.out if args.out is not None
+                                         else Path("reports") / f"compare-{snn_ckpt.stem}-vs-{ann_ckpt.stem}",
+                                         "--out"))
     inputs, targets = pair_folders(args.data if args.data is not None else SAMPLES_DIR)
     images = load_image_set(inputs, targets, args.size)
     snn, ann, _ = load_twins(snn_ckpt, ann_ckpt, resolve_device(args.device))

@@ -1,5 +1,4 @@
-"""The one exception type the command line turns into a clean message and exit status 2."""
+"""``UserError``, the command line's error for input a user can fix; defined with ESDNet's commands."""
+from esdnet.cli.errors import UserError
 
-
-class UserError(Exception):
-    """A problem with the user's input (arguments, files); its message names the file or argument."""
+__all__ = ["UserError"]

@@ -15,6 +15,7 @@ import torch
 
 import snn_energy
 from esdnet.model import ESDNet
+from esdnet.progress import progress_bar
 from snn_energy import lemaire, tables
 from snn_energy.cli.esdnet_stages import STAGE_ORDER, stage_of
 from snn_energy.cli.image_inputs import ImageSet
@@ -154,7 +155,7 @@ def profile_esdnet(snn: ESDNet, ann: ESDNet, images: ImageSet, *, constants: str
     ``spike_layers``: layer names whose spike maps are captured, on the first image only. ``keep_outputs``: also keep both networks' derained images (for quality scores).
     """
     device = next(snn.parameters()).device
-    batches = _batches(images.images, device)
+    batches = progress_bar(_batches(images.images, device), desc="profile", unit="img")
     with _kept_outputs(snn, keep_outputs) as snn_outputs, _kept_outputs(ann, keep_outputs) as ann_outputs:
         result = snn_energy.profile(snn, batches, single_pass_ann=ann, constants=constants,
                                     encoding_policy=encoding_policy, spike_maps=tuple(spike_layers),

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from esdnet import load_model
+from esdnet.cli.outputs import check_output
 from esdnet.metrics import evaluate_pair
 from esdnet.model import ESDNet
 from snn_energy.cli.bundled import DEMO_SNN, checkpoint_or_demo
@@ -116,7 +117,7 @@ def quality_table(profile: ESDNetProfile, images: ImageSet) -> pd.DataFrame:
 def run(args: argparse.Namespace) -> int:
     """Profile, print the stage table and savings, write the report folder; returns 0."""
     ckpt = checkpoint_or_demo(args.ckpt, DEMO_SNN, "--ckpt")
-    out = check_destination(args.out if args.out is not None else Path("reports") / ckpt.stem)
+    out = check_destination(check_output(args.out if args.out is not None else Path("reports") / ckpt.stem, "--out"))
     device = resolve_device(args.device)
     images = load_image_set(args.images, args.targets, args.size)
     if args.ann_ckpt is not None and images.targets is None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from esdnet.cli.errors import UserError
+from esdnet.cli.outputs import check_output
 from esdnet.config import PRESETS
 from esdnet.model import ARCHS
 from esdnet.train import TrainOptions, train
 from esdnet.train_state import read_training_checkpoint
-from snn_energy.cli.errors import UserError
 
 DESCRIPTION = """\
 Train on DATA/train/{input,target} (a --val-fraction of it is held out for validation; DATA/test is never
@@ -16,7 +17,9 @@ read) with the ESDNet authors' recipe: AdamW, linear warm-up then cosine anneali
 batch), loss 1 - SSIM, random crops. Writes OUT/last.pth (every epoch), OUT/best.pth (best validation
 PSNR), OUT/curve.csv and TensorBoard logs in OUT/tensorboard. --resume OUT/last.pth continues a stopped
 run exactly (same weights as an uninterrupted run on the CPU); options not given are taken from the
-checkpoint, options given must match it. Several GPUs: torchrun --nproc_per_node N -m snn_energy.cli train ...
+checkpoint, options given must match it. Ctrl-C stops after the step under way and writes OUT/last.pth at
+that point, so that --resume continues from there (a second Ctrl-C stops at once, keeping the last.pth of
+the previous save). Several GPUs: torchrun --nproc_per_node N -m snn_energy.cli train ...
 """
 
 # Command-line defaults (the authors' recipe); None in the parser so that a resumed run can tell what was given.
@@ -50,7 +53,8 @@ def add_parser(subparsers) -> None:
                         help="also write last.pth every N steps within an epoch (default 0: at epoch ends)")
     parser.add_argument("--workers", type=int, default=0, help="data loader processes (default 0)")
     parser.add_argument("--cache", action="store_true", help="keep the decoded training images in memory")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="no progress bar (there is none either when stderr is not a terminal)")
     parser.set_defaults(func=run)
 
 
@@ -76,6 +80,7 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
 def run(args: argparse.Namespace) -> int:
     """Train, print where the checkpoints are and the best validation PSNR; returns 0."""
     options = options_from_args(args)
+    check_output(options.out, "--out")
     result = train(options)
     if not result.is_main:
         return 0

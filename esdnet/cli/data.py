@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from esdnet.cli.outputs import check_output
 from esdnet.synth import PRESETS, synthesize_dataset
 
 SYNTH_DESCRIPTION = """\
@@ -33,11 +34,12 @@ def add_parser(subparsers) -> None:
     synth.add_argument("--clean", type=Path, default=None,
                        help="folder of clean pictures to use instead of scikit-image's photographs (at least 2)")
     synth.add_argument("--overwrite", action="store_true", help="replace an existing non-empty OUT")
-    synth.set_defaults(func=run_synth)
+    synth.set_defaults(func=run_synth, command_name="data synth")
 
 
 def run_synth(args: argparse.Namespace) -> int:
     """Write the synthetic data set and say where; returns 0."""
+    check_output(args.out, "--out")
     out = synthesize_dataset(args.out, preset=args.preset, seed=args.seed, n_train=args.train, n_test=args.test,
                              size=args.size, clean_dir=args.clean, overwrite=args.overwrite)
     print(f"wrote {args.train} train and {args.test} test pairs of {args.size}x{args.size} "

@@ -6,18 +6,21 @@ import csv
 import io
 import json
 import math
+import sys
 from pathlib import Path
 
-from esdnet.data import pair_files
+from esdnet.cli.errors import UserError
+from esdnet.cli.outputs import check_output
+from esdnet.data import pair_files, paired_by_name
 from esdnet.imageio import atomic_write_bytes, read_image
 from esdnet.metrics import DEFAULT_CROP_BORDER, evaluate_pair
-from snn_energy.cli.errors import UserError
+from esdnet.progress import progress_bar
 
 DESCRIPTION = """\
 Score every image of --pred against its clean image in --target: PSNR (dB) and SSIM on the luma Y of
 MATLAB's rgb2ycbcr (or on R, G and B averaged with --rgb), CROP_BORDER pixels cut from each side, SSIM
 with an 11x11 Gaussian window (sigma 1.5) over valid positions. Files pair by name (same stem,
-norain-1x2 -> norain-1, rain-001 -> norain-001) or else by sorted order. Prints a table and the means and
+norain-1x2 -> norain-1, rain-001 -> norain-001) or else, with a warning, by sorted order. Prints a table and the means and
 writes metrics.csv and metrics.json to --out (default: a folder PRED-metrics beside --pred). Identical
 images score PSNR inf (written inf in the CSV, Infinity in the JSON) and SSIM 1.
 """
@@ -48,8 +51,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--crop-border must be >= 0, got {args.crop_border}")
     pred_dir = args.pred
     out_dir = args.out if args.out is not None else pred_dir.resolve().parent / f"{pred_dir.resolve().name}-metrics"
+    check_output(out_dir, "--out")
+    pairs = pair_files(pred_dir, target_dir=args.target)
+    if not paired_by_name(pairs):
+        print(f"snn-energy evaluate: warning: no file name of {pred_dir} matches one of {args.target}; pairing the "
+              f"{len(pairs)} files by sorted order ({pairs[0][0].name} with {pairs[0][1].name}, ...)",
+              file=sys.stderr)
     rows = []
-    for pred_path, target_path in pair_files(pred_dir, target_dir=args.target):
+    for pred_path, target_path in progress_bar(pairs, desc="evaluate", unit="img"):
         pred, target = read_image(pred_path), read_image(target_path)
         if pred.shape != target.shape:
             raise UserError(f"{pred_path} is {pred.shape[1]}x{pred.shape[2]} but its target {target_path} is "
