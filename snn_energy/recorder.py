@@ -644,6 +644,8 @@ class Profiler:
         """
         self._flush()
         frame = _frame(self._record_blocks, RECORD_COLUMNS)
+        # calls order of the rows' (layer, role): unknown leaf modules that were not neurons leave no gap
+        frame["order"] = frame["order"].rank(method="dense") - 1 if len(frame) else frame["order"]
         for name in ("image", "timestep", "order"):
             frame[name] = frame[name].astype(np.int64)
         for name in ("is_encoding", "input_repeated"):
