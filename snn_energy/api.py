@@ -113,8 +113,16 @@ def _run_batch(profiler: Profiler, batch: torch.Tensor, timesteps: int | None) -
     except _FORWARD_ERRORS as err:
         raise ModelInputError(_input_error_message(profiler, batch, timesteps, err)) from err
     finally:
-        functional.reset_net(model)
+        reset_states(model)
     profiler.end_sequence()
+
+
+def reset_states(model: nn.Module) -> None:
+    """Reset the neuron states of ``model``: SpikingJelly's ``reset_net`` and snnTorch's ``reset_mem``."""
+    functional.reset_net(model)
+    for module in model.modules():
+        if callable(getattr(module, "reset_mem", None)):
+            module.reset_mem()
 
 
 def _input_error_message(profiler: Profiler, batch: torch.Tensor, timesteps: int | None, err: Exception) -> str:

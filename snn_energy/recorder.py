@@ -311,6 +311,8 @@ class Profiler:
             return "m"
         if any(callable(getattr(m, "reset", None)) and hasattr(m, "step_mode") for m in modules):
             return "s"
+        if any(callable(getattr(m, "reset_mem", None)) for m in modules):
+            return "s"  # snnTorch neurons keep their membrane between calls: one call per timestep
         return "m"
 
     def _watch_resets(self) -> None:
