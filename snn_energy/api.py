@@ -168,7 +168,7 @@ def _result(profilers: dict[str, Profiler], options: tables.EnergyOptions, sweep
     uncounted = snn.uncounted()
     if len(uncounted):
         grouped = uncounted.groupby("operation", sort=False).agg(layers=("layer", "size"), calls=("calls", "sum"))
-        listed = ", ".join(f"{name} ({row.calls} calls in {row.layers} layer{'s' * (row.layers > 1)})"
+        listed = ", ".join(f"{name} ({row.calls} calls in {row.layers} layer{'s' * int(row.layers > 1)})"
                            for name, row in grouped.iterrows())
         warnings.warn(f"{type(snn.model).__name__}: operations that ran and were not counted (result.uncounted "
                       f"lists them per layer; extra_handlers= counts them): {listed}", stacklevel=3)
