@@ -36,7 +36,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from snn_energy.tensor_stats import TensorStats, row_sum
+from snn_energy.tensor_stats import TensorStats
 from snn_energy.tensor_stats import measure as measure_tensor
 
 SYNAPTIC = "synaptic"
@@ -92,14 +92,15 @@ class CallCounts:
         return resolve_calls([self])[0]
 
 
-Measure = Callable[[torch.Tensor, int], "tuple[TensorStats, torch.Tensor | None]"]
+Measure = Callable[..., "tuple[TensorStats | None, torch.Tensor | None]"]  # tensor_stats.measure's signature
 ModuleHandler = Callable[[nn.Module, tuple, object, bool, Measure], CallCounts]
 FunctionalHandler = Callable[[tuple, dict, torch.Tensor, Measure], "CallCounts | list[CallCounts] | None"]
 
 
-def measure(x: torch.Tensor, rows: int) -> tuple[TensorStats, torch.Tensor]:
+def measure(x: torch.Tensor, rows: int, weights: torch.Tensor | None = None, width: int | None = None,
+            accumulates: bool = False) -> tuple[TensorStats, torch.Tensor | None]:
     """The default ``Measure``: ``tensor_stats.measure`` without caching."""
-    return measure_tensor(x, rows)
+    return measure_tensor(x, rows, weights, width, accumulates=accumulates)
 
 
 def first_tensor(values) -> torch.Tensor | None:
@@ -123,13 +124,6 @@ def _batched(x: torch.Tensor, feature_dims: int, time_major: bool) -> torch.Tens
     if x.dim() == feature_dims:
         x = x.unsqueeze(0)
     return x
-
-
-def _magnitude(x: torch.Tensor, measured: torch.Tensor | None) -> torch.Tensor:
-    """``|x|`` as float: the measurement's temporary when it has one, else computed."""
-    if measured is not None:
-        return measured
-    return (x if x.is_floating_point() else x.float()).abs()
 
 
 def _source_index(j: int, length: int, padding_mode: str) -> int | None:
@@ -231,14 +225,11 @@ def _conv_family(geometry: ConvGeometry, x_raw: torch.Tensor, y_raw: torch.Tenso
     nd = len(geometry.kernel_size)
     x, y = _batched(x_raw, nd + 1, time_major), _batched(y_raw, nd + 1, time_major)
     macs, adds, elements, fans, exact32 = _conv_plan(geometry, tuple(x.shape), tuple(y.shape), transposed)
-    samples, channels = x.shape[0], x.shape[1]
-    stats, magnitude = measure(x, samples)
-    dtype = torch.float32 if exact32 else torch.float64
-    values = _magnitude(x, magnitude).to(dtype).reshape(samples * channels, -1)
-    weights = _outer_product(fans, dtype, x.device)
+    samples = x.shape[0]
+    weights = _outer_product(fans, torch.float32 if exact32 else torch.float64, x.device)
     # every input value v meets C_out / groups weights at each of its fan-out positions: |v| accumulates each
-    per_channel = torch.mv(values, weights).reshape(samples, channels)
-    accumulates = per_channel.sum(1, dtype=torch.float64) * (geometry.out_channels // geometry.groups)
+    stats, accumulates = measure(x, samples, weights, weights.shape[0], accumulates=True)
+    accumulates = accumulates * (geometry.out_channels // geometry.groups)
     return CallCounts(SYNAPTIC, samples=samples, macs=macs, adds=adds,
                       operands=(Operand(stats, elements, accumulates),))
 
@@ -265,8 +256,8 @@ def _linear(x_raw: torch.Tensor, in_features: int, out_features: int, bias: bool
     x = _batched(x_raw, 1, time_major)
     rows = x.numel() // in_features
     samples = x.shape[0]
-    stats, magnitude = measure(x, samples)
-    accumulates = row_sum(_magnitude(x, magnitude).reshape(samples, -1)).double() * out_features
+    stats, accumulates = measure(x, samples, accumulates=True)
+    accumulates = accumulates * out_features
     return CallCounts(
         SYNAPTIC, samples=samples, macs=rows * in_features * out_features, adds=rows * out_features if bias else 0,
         operands=(Operand(stats, x[0].numel() if samples else 0, accumulates),),
@@ -295,9 +286,10 @@ def neuron_counts(module: nn.Module, inputs: tuple, output, time_major: bool,
     counts = CallCounts(NEURON, samples=samples, neurons=y.numel() // max(samples, 1), output=stats)
     if time_major and y.dim() >= 2:
         steps, images = y.shape[0], y.shape[1]
-        fired_steps = torch.count_nonzero(y, dim=0).reshape(images, -1)  # per neuron: timesteps it fired
-        counts.dead = (fired_steps == 0).sum(1)
-        counts.saturated = (fired_steps == steps).sum(1)
+        # per neuron: the timesteps it fired (float sums of 0/1 indicators, exact; faster than bool reductions)
+        fired_steps = y.abs().sign_().reshape(steps, images, -1).sum(0)
+        counts.dead = counts.neurons - fired_steps.clamp(max=1).sum(1)
+        counts.saturated = fired_steps.sub_(steps - 1).clamp_(min=0).sum(1)  # 1 where it fired every time
     return counts
 
 
@@ -447,8 +439,8 @@ def _operand(t: torch.Tensor, samples: int, meets: int, measure: Measure) -> Ope
     |v| x meets); per sample when its leading axis is the output's, else its total spread over the samples."""
     aligned = t.dim() >= 1 and t.shape[0] == samples and samples > 1
     rows = samples if aligned else 1
-    stats, magnitude = measure(t, rows)
-    accumulates = row_sum(_magnitude(t, magnitude).reshape(rows, -1)).double() * meets
+    stats, accumulates = measure(t, rows, accumulates=True)
+    accumulates = accumulates * meets
     return Operand(stats, t.numel() // samples, accumulates if aligned else (accumulates / samples).expand(samples))
 
 

@@ -419,19 +419,21 @@ class Profiler:
             self._sequence.captures[spec.name].append((time_major, kept.detach().clone()))
         self._sequence.calls.append(call)
 
-    def _measure(self, tensor: torch.Tensor, rows: int) -> tuple[TensorStats, torch.Tensor | None]:
-        """``tensor_stats.measure``, remembered during a forward: a neuron's spikes are measured once, not again
-        as the next synaptic layer's input (unless modified in place in between)."""
+    def _measure(self, tensor: torch.Tensor, rows: int, weights: torch.Tensor | None = None,
+                 width: int | None = None, accumulates: bool = False) -> tuple[TensorStats, torch.Tensor | None]:
+        """``tensor_stats.measure``, its statistics remembered during a forward: a neuron's spikes are measured
+        once, not again as the next synaptic layer's input (unless modified in place in between)."""
         key = (id(tensor), rows)
         version = _version_of(tensor)
         entry = self._stats.get(key)
         if entry is not None and entry[0]() is tensor and entry[1] == version:
-            return entry[2], None
-        stats, magnitude = measure(tensor, rows)
+            summed = measure(tensor, rows, weights, width, stats=False, accumulates=True)[1] if accumulates else None
+            return entry[2], summed
+        stats, summed = measure(tensor, rows, weights, width, accumulates=accumulates)
         if len(self._stats) >= 16:
             self._stats.clear()
         self._stats[key] = (weakref.ref(tensor), version, stats)
-        return stats, magnitude
+        return stats, summed
 
     def _record_functional(self, func, args, kwargs, out) -> None:
         """Count (or name as uncounted) one torch function call seen during a forward in a module's own code."""

@@ -52,22 +52,72 @@ def row_sum(values: torch.Tensor) -> torch.Tensor:
     return values.sum(1, dtype=torch.float32 if values.shape[1] <= EXACT_FLOAT32 else torch.float64)
 
 
-def measure(x: torch.Tensor, rows: int) -> tuple[TensorStats, torch.Tensor]:
-    """Return the ``TensorStats`` of ``x`` (``rows`` leading rows for the nonzero counts) and ``|x|`` as float
-    (a temporary the caller may reuse, e.g. for value-weighted accumulates). Nothing leaves the device."""
+_CHUNK_ELEMENTS = 1 << 20  # temporaries stay this small (or one row), and are reused: no allocation per call
+_scratch: dict = {}
+
+
+def _buffers(elements: int, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two reusable flat scratch tensors of at least ``elements`` elements (grown when needed)."""
+    key = (dtype, device)
+    buffers = _scratch.get(key)
+    if buffers is None or buffers[0].numel() < elements:
+        buffers = _scratch[key] = (torch.empty(elements, dtype=dtype, device=device),
+                                   torch.empty(elements, dtype=dtype, device=device))
+    return buffers
+
+
+def _combine(parts: list, reduce):
+    return parts[0] if len(parts) == 1 else reduce(torch.stack(parts))
+
+
+def measure(x: torch.Tensor, rows: int, weights: torch.Tensor | None = None, width: int | None = None,
+            stats: bool = True, accumulates: bool = False) -> tuple[TensorStats | None, torch.Tensor | None]:
+    """Measure ``x`` on its device; return its ``TensorStats`` (nonzero counts per one of ``rows`` leading rows)
+    when ``stats``, and when ``accumulates`` the value-weighted sums per row, float64: the sum of ``|x|``, each
+    element weighted by ``weights[j]`` (``x`` seen as ``[-1, width]`` rows of ``width`` elements) when given.
+
+    Chunks of about a million elements (or one ``width`` row) go through two reusable scratch buffers, so that a
+    call allocates nothing large. The weighted sums are exact while each row's sum stays below 2**24 in float32
+    (``weights.dtype`` float64 computes in float64).
+    """
     if x.is_complex():
         x = x.abs()
     elif x.dtype == torch.bool or not x.is_floating_point():
         x = x.to(torch.float32)
-    flat = x.reshape(rows, -1) if x.numel() else x.reshape(rows, 0)
-    if flat.shape[1] == 0:
+    dtype = torch.float64 if (weights is not None and weights.dtype == torch.float64) or x.dtype == torch.float64 \
+        else torch.float32
+    if weights is not None and weights.dtype != dtype:
+        weights = weights.to(dtype)
+    if x.numel() == 0 or rows == 0:
         zero = torch.zeros((), device=x.device)
-        return TensorStats(zero, zero, zero, torch.zeros(rows, device=x.device)), flat
-    low, high = torch.aminmax(flat)
-    magnitude = flat.abs()
-    nonzero = row_sum(torch.sign(magnitude))
-    fraction = magnitude.frac().sum()
-    return TensorStats(low, high, fraction, nonzero), magnitude
+        empty = torch.zeros(rows, device=x.device)
+        return (TensorStats(zero, zero, zero, empty) if stats else None), (empty.double() if accumulates else None)
+    width = width or x.numel() // rows
+    grid = x.reshape(-1, width)
+    step = max(1, _CHUNK_ELEMENTS // width)
+    first, second = _buffers(min(step, grid.shape[0]) * width, dtype, x.device)
+    lows, highs, fractions, nonzeros, sums = [], [], [], [], []
+    for start in range(0, grid.shape[0], step):
+        piece = grid[start:start + step]
+        size = piece.numel()
+        if dtype == x.dtype:
+            magnitude = torch.abs(piece, out=first[:size].view(piece.shape))
+        else:
+            magnitude = first[:size].view(piece.shape).copy_(piece).abs_()
+        if stats:
+            low, high = torch.aminmax(piece)
+            lows.append(low)
+            highs.append(high)
+            nonzeros.append(row_sum(torch.sign(magnitude, out=second[:size].view(piece.shape))))
+        if accumulates:
+            sums.append(torch.mv(magnitude, weights) if weights is not None else magnitude.sum(1))
+        if stats:
+            fractions.append(magnitude.frac_().sum())
+    per_row = lambda parts: (parts[0] if len(parts) == 1 else torch.cat(parts)).reshape(rows, -1).sum(
+        1, dtype=torch.float64)
+    measured = TensorStats(_combine(lows, torch.min), _combine(highs, torch.max), _combine(fractions, torch.sum),
+                           per_row(nonzeros)) if stats else None
+    return measured, (per_row(sums) if accumulates else None)
 
 
 def describe(x: torch.Tensor, sample_dims: int = 1) -> tuple[str, torch.Tensor]:
