@@ -29,7 +29,7 @@ Conventions (one per quantity, used by every handler):
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from math import prod
 from typing import Callable
 
@@ -84,7 +84,6 @@ class CallCounts:
     dead: torch.Tensor | None = None
     saturated: torch.Tensor | None = None
     repeated: torch.Tensor | None = None
-    extra: dict = field(default_factory=dict)
 
     def resolved(self):
         """Return the host-side counts of this call (``transfer.resolve``; one transfer)."""

@@ -37,7 +37,6 @@ class Resolved:
     dead: np.ndarray | None = None
     saturated: np.ndarray | None = None
     repeated: bool | None = None
-    extra: dict | None = None
 
     @property
     def real_input_macs(self) -> int:
@@ -91,7 +90,6 @@ def pack(calls: list[CallCounts], extras: dict | None = None, device=None) -> tu
             value = getattr(counts, name)
             layout[name] = None if value is None else packer.vector(value)
         layout["repeated"] = None if counts.repeated is None else packer.scalar(counts.repeated)
-        layout["extra"] = {name: packer.vector(value) for name, value in counts.extra.items()}
         layouts.append(layout)
     extra_layout = {name: packer.vector(value) for name, value in (extras or {}).items()}
     with torch._C.DisableTorchFunction():
@@ -147,7 +145,6 @@ def resolve(calls: list[CallCounts], values: np.ndarray, layout: tuple) -> tuple
         result.saturated = _read(values, scalars, call_layout["saturated"])
         repeated = _read(values, scalars, call_layout["repeated"])
         result.repeated = None if repeated is None else bool(repeated)
-        result.extra = {name: _read(values, scalars, slot) for name, slot in call_layout["extra"].items()}
         resolved.append(result)
     extras = {name: _read(values, scalars, slot) for name, slot in extra_layout.items()}
     return resolved, extras
