@@ -1,12 +1,15 @@
 """What profiling costs: a plain forward of ESDNet against the same forward under snn_energy's Profiler,
-SpikingJelly's SimpleEnergyProfiler and fvcore's FlopCountAnalysis, on CPU.
+SpikingJelly's SimpleEnergyProfiler and fvcore's FlopCountAnalysis, at several image sizes, on CPU (and on CUDA
+when present).
 
-    python benchmarks/profiler_overhead.py [--preset paper] [--size 128] [--repeats 3] [--threads 1]
+    python benchmarks/profiler_overhead.py [--preset paper] [--sizes 32 64 128 256] [--repeats 3] [--threads 1]
 
-Timing: one warm-up round, then ``--repeats`` rounds; each round runs every method once, in turn, so a change
-of machine load hits all of them alike. Reported: the median wall-clock and CPU (process) time per forward,
-and each method's ratio to the plain forward. All runs are under ``torch.no_grad()``; our profiler is entered
-and left around each forward (attaching and removing its hooks is part of its cost).
+Timing: per size, one warm-up round, then ``--repeats`` rounds; each round runs every method once, in turn, so a
+change of machine load hits all of them alike. Reported: the median wall-clock and CPU (process) time per
+forward, and each method's ratio to the plain forward. All runs are under ``torch.no_grad()``; our profiler is
+entered and left around each forward and its rows are read (``records()``: the one transfer of everything it
+measured), so attaching and removing its hooks and building the rows are part of its cost. On CUDA, the plain and
+our profiler's forwards are timed again on the GPU (wall clock, synchronised after each forward).
 
 Memory: in a fresh Python process per method, the model runs one warm-up forward, the kernel's peak-RSS mark
 is reset (``/proc/self/clear_refs``), and one more forward runs: reported are the peak resident set size during
@@ -43,8 +46,9 @@ def _forward(method: str, model: torch.nn.Module, x: torch.Tensor):
         return lambda: model(x)
     if method == "snn_energy":
         def profiled():
-            with Profiler(model):
+            with Profiler(model) as profiler:
                 model(x)
+            profiler.records()
         return profiled
     if method == "spikingjelly":
         from spikingjelly.activation_based.op_counter import SimpleEnergyProfiler
@@ -66,20 +70,23 @@ def _forward(method: str, model: torch.nn.Module, x: torch.Tensor):
     return traced
 
 
-def _timed(run) -> tuple[float, float]:
+def _timed(run, cuda: bool = False) -> tuple[float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     run()
+    if cuda:
+        torch.cuda.synchronize()
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def time_methods(model, x, methods, repeats: int) -> dict[str, tuple[float, float]]:
     """Return the median (wall s, CPU s) per forward of each method, measured in interleaved rounds."""
     runs = {method: _forward(method, model, x) for method in methods}
+    cuda = x.is_cuda
     samples = {method: [] for method in methods}
     with torch.no_grad():
         for round_index in range(repeats + 1):
             for method, run in runs.items():
-                seconds = _timed(run)
+                seconds = _timed(run, cuda)
                 if round_index:  # round 0 warms up
                     samples[method].append(seconds)
                 print(f"  round {round_index}{' (warm-up)' if not round_index else ''} {method:13s} "
@@ -122,10 +129,19 @@ def memory_of(method: str, args) -> tuple[float, float]:
     return float(output[-2]), float(output[-1])
 
 
+def _table(medians: dict) -> None:
+    plain_wall, plain_cpu = medians["plain"]
+    print(f"{'method':14s} {'wall s':>8s} {'cpu s':>8s} {'wall x':>8s} {'cpu x':>8s}")
+    for method, (wall, cpu) in medians.items():
+        print(f"{method:14s} {wall:8.3f} {cpu:8.3f} {wall / plain_wall:8.2f} {cpu / plain_cpu:8.2f}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="paper", help="ESDNet preset (default: paper)")
-    parser.add_argument("--size", type=int, default=128, help="image height and width (default: 128)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 128, 256],
+                        help="image heights and widths (default: 32 64 128 256)")
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)  # the memory child's one size
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds after the warm-up (default: 3)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     parser.add_argument("--skip", nargs="*", default=[], choices=METHODS[1:], help="methods to leave out")
@@ -139,25 +155,32 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = esdnet.build_model(args.preset).eval()
-    x = torch.rand(1, 3, args.size, args.size)
     methods = [m for m in METHODS if m not in args.skip]
-    print(f"ESDNet {args.preset} preset, input 1x3x{args.size}x{args.size}, T={model.T}, CPU, "
-          f"{args.threads} torch thread(s), {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
-    medians = time_methods(model, x, methods, args.repeats)
-    plain_wall, plain_cpu = medians["plain"]
-    print(f"\nmedian of {args.repeats} rounds (load average now {os.getloadavg()[0]:.2f})")
-    print(f"{'method':14s} {'wall s':>8s} {'cpu s':>8s} {'wall x':>8s} {'cpu x':>8s}")
-    for method, (wall, cpu) in medians.items():
-        print(f"{method:14s} {wall:8.2f} {cpu:8.2f} {wall / plain_wall:8.2f} {cpu / plain_cpu:8.2f}")
-    if not args.no_memory:
-        plain_peak, plain_rise = memory_of("plain", args)
-        ours_peak, ours_rise = memory_of("snn_energy", args)
-        print("\npeak resident memory during one forward after a warm-up (VmHWM, fresh process per method, "
-              f"MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD}); rise = peak - resident size just before the forward")
-        print(f"{'method':14s} {'peak MiB':>9s} {'rise MiB':>9s}")
-        print(f"{'plain':14s} {plain_peak:9.1f} {plain_rise:9.1f}")
-        print(f"{'snn_energy':14s} {ours_peak:9.1f} {ours_rise:9.1f}")
-        print(f"snn_energy / plain: peak x{ours_peak / plain_peak:.3f}, rise x{ours_rise / plain_rise:.3f}")
+    print(f"ESDNet {args.preset} preset, T={model.T}, CPU, {args.threads} torch thread(s), {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.2f}")
+    for size in args.sizes:
+        x = torch.rand(1, 3, size, size)
+        print(f"\ninput 1x3x{size}x{size} (load average {os.getloadavg()[0]:.2f})")
+        medians = time_methods(model, x, methods, args.repeats)
+        print(f"median of {args.repeats} rounds, CPU (load average now {os.getloadavg()[0]:.2f})")
+        _table(medians)
+        if not args.no_memory:
+            args.size = size
+            plain_peak, plain_rise = memory_of("plain", args)
+            ours_peak, ours_rise = memory_of("snn_energy", args)
+            print(f"peak resident memory during one forward (VmHWM, fresh process per method, "
+                  f"MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD}): plain {plain_peak:.1f} MiB (rise {plain_rise:.1f}), "
+                  f"snn_energy {ours_peak:.1f} MiB (rise {ours_rise:.1f}), x{ours_peak / plain_peak:.3f}")
+    if torch.cuda.is_available():
+        cuda_model = model.cuda()
+        print(f"\nCUDA: {torch.cuda.get_device_name()}")
+        for size in args.sizes:
+            x = torch.rand(1, 3, size, size, device="cuda")
+            torch.cuda.reset_peak_memory_stats()
+            medians = time_methods(cuda_model, x, ["plain", "snn_energy"], max(args.repeats, 5))
+            print(f"input 1x3x{size}x{size}, median of {max(args.repeats, 5)} rounds, GPU "
+                  f"(peak {torch.cuda.max_memory_allocated() / 2 ** 20:.0f} MiB allocated)")
+            _table(medians)
     return 0
 
 

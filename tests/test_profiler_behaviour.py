@@ -218,3 +218,21 @@ def test_sew_resnet_integer_inputs_are_value_weighted():
     assert kinds["layer1.1.conv1"] == "integer"
     integer = result.records[result.records["input_kind"] == "integer"]
     assert (integer["sops"] > 0).any() and (integer["real_input_macs"] == 0).all()
+
+
+def test_an_error_inside_the_profiler_is_not_reported_as_the_users_input_error(monkeypatch):
+    from snn_energy import ProfilerInternalError, handlers
+
+    def broken(module, inputs, output, time_major, *rest):
+        raise IndexError("a bug in a handler")
+
+    monkeypatch.setitem(handlers.MODULE_HANDLERS, nn.Conv2d, broken)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    with pytest.raises(ProfilerInternalError, match=r"counting layer '0' \(Conv2d\): IndexError: a bug") as caught:
+        snn_energy.profile(net, torch.rand(2, 3, 8, 8))
+    assert not isinstance(caught.value, ValueError)  # the command line reports it as a bug, with its traceback
+    assert isinstance(caught.value.__cause__, IndexError)
+    assert _no_hooks_left(net)
+    # the model's own failure on a bad input is still the user's input error
+    with pytest.raises(ModelInputError):
+        snn_energy.profile(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)), torch.rand(2, 3, 8, 8))
