@@ -40,7 +40,7 @@ def test_derain_one_image_whole_matches_api(tmp_path, paper_ckpt):
     image = save_png(tmp_path / "rainy.png", 22, 30)
     out = tmp_path / "clean.png"
     assert main(["derain", "--ckpt", str(paper_ckpt), "--input", str(image), "--output", str(out), "--whole",
-                 "--device", "cpu"]) == 0
+                 "--edge-pad", "0", "--device", "cpu"]) == 0  # the network's own forward, no reflected border
     written = read_image(out)
     model = esdnet.load_model(paper_ckpt)
     with torch.no_grad():
@@ -60,7 +60,10 @@ def test_derain_folder_by_tiles(tmp_path, paper_ckpt):
     ann = esdnet.load_model(paper_ckpt, arch="ann")  # the file records no arch (as the authors'): --arch is obeyed
     for name, shape in (("a.png", (3, 90, 86)), ("b.png", (3, 17, 21))):
         rainy = read_image(folder / name)
-        expected = tiled_inference(ann, rainy, tile_size=80, overlap=8).clamp(0, 1)  # the authors' tiles
+        pad = min(8, shape[1] - 1, shape[2] - 1)  # 8 reflected pixels around the image (--edge-pad), cropped back
+        padded = torch.nn.functional.pad(rainy[None], (pad,) * 4, mode="reflect")[0]
+        expected = tiled_inference(ann, padded, tile_size=80, overlap=8)  # the authors' tiles
+        expected = expected[:, pad:pad + shape[1], pad:pad + shape[2]].clamp(0, 1)
         written = read_image(tmp_path / "out" / name)
         assert written.shape == shape
         assert (written - expected).abs().max() <= 0.5 / 255 + 1e-6, name  # PNG quantisation only
@@ -108,7 +111,7 @@ def test_derain_follows_the_recorded_architecture(tmp_path, capsys):
     image = tmp_path / "rainy.png"
     write_image(image, read_image(sample_paths()[0])[:, :40, :48])
     out = tmp_path / "clean.png"
-    assert main(["derain", "--ckpt", str(demo_ann), "--input", str(image), "--output", str(out), "--whole"]) == 0
+    assert main(["derain", "--ckpt", str(demo_ann), "--input", str(image), "--output", str(out), "--whole", "--edge-pad", "0"]) == 0
     assert capsys.readouterr().out.strip().endswith(f"-> {out}")  # the file, not its folder
     state = torch.load(demo_ann, weights_only=True)["state_dict"]
     outputs = {}
@@ -148,7 +151,7 @@ def test_ctrl_c_keeps_the_finished_images(tmp_path, small_twins, monkeypatch, ca
     monkeypatch.setattr(esdnet.inference, "derain_tensor", interrupted_after_two)
     out = tmp_path / "out"
     assert main(["derain", "--ckpt", str(small_twins["snn"]), "--input", str(folder), "--output", str(out),
-                 "--whole"]) == 130
+                 "--whole", "--edge-pad", "0"]) == 130
     err = capsys.readouterr().err
     assert err == f"snn-energy derain: interrupted (kept the 2 of 4 images finished in {out})\n"
     assert sorted(p.name for p in out.iterdir()) == ["img-0.png", "img-1.png"]
@@ -165,7 +168,7 @@ def test_grayscale_input_comes_back_grayscale(tmp_path, small_twins):
     Image.fromarray(pixels, mode="L").save(tmp_path / "gray.png")
     out = tmp_path / "out.png"
     assert main(["derain", "--ckpt", str(small_twins["snn"]), "--input", str(tmp_path / "gray.png"), "--output",
-                 str(out), "--whole"]) == 0
+                 str(out), "--whole", "--edge-pad", "0"]) == 0
     with Image.open(out) as written:
         assert written.mode == "L"
         values = torch.from_numpy(np.asarray(written).astype(np.float32) / 255)
@@ -179,6 +182,7 @@ def test_grayscale_input_comes_back_grayscale(tmp_path, small_twins):
     (["--tile", "0"], "--tile must be a positive number of pixels, got 0"),
     (["--tile", "16", "--overlap", "16"], "--overlap must lie between 0 and --tile - 1 = 15 pixels, got 16"),
     (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--edge-pad", "-1"], "--edge-pad must be 0 or a positive number of pixels, got -1"),
 ])
 def test_bad_tiling_options_are_named(tmp_path, small_twins, capsys, options, message):
     image = save_png(tmp_path / "rainy.png", 16, 16)

@@ -119,3 +119,26 @@ def test_model_returning_the_wrong_shape_is_refused():
 def test_a_tile_of_zero_pixels_is_named_not_the_overlap():
     with pytest.raises(ValueError, match=r"^tile size must be a positive number of pixels, got 0$"):
         tile_starts(100, tile_size=0, overlap=8)
+
+
+def _zero_padded_blur(tiles):
+    """A model whose zero padding darkens its outermost pixels, like a network's convolutions at image edges."""
+    return F.avg_pool2d(tiles, 3, stride=1, padding=1, count_include_pad=True)
+
+
+def test_edge_pad_reflects_the_image_and_crops_back():
+    from esdnet.inference import derain_tensor
+
+    image = _image(90, 86).mul(0.5).add(0.25)
+    authors = derain_tensor(_zero_padded_blur, image, edge_pad=0)
+    assert torch.equal(authors, tiled_inference(_zero_padded_blur, image).clamp(0, 1))  # 0: the authors' procedure
+    padded = derain_tensor(_zero_padded_blur, image, edge_pad=8)
+    by_hand = F.pad(image[None], (8, 8, 8, 8), mode="reflect")[0]
+    assert torch.equal(padded, tiled_inference(_zero_padded_blur, by_hand)[:, 8:98, 8:94].clamp(0, 1))
+    # the frame the zero padding left is gone: the outermost pixels equal a reflected-border blur
+    reference = F.avg_pool2d(F.pad(image[None], (1, 1, 1, 1), mode="reflect"), 3, stride=1)[0]
+    for edge in (lambda t: t[:, 0], lambda t: t[:, -1], lambda t: t[:, :, 0], lambda t: t[:, :, -1]):
+        assert (edge(authors) - edge(reference)).abs().mean() > 0.1
+        assert (edge(padded) - edge(reference)).abs().mean() < 0.01  # only tile seams crossing the edge remain
+    tiny = derain_tensor(_zero_padded_blur, _image(5, 6), edge_pad=8)  # padding limited to the image's size - 1
+    assert tiny.shape == (3, 5, 6)

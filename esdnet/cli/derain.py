@@ -8,13 +8,14 @@ from esdnet import load_model
 from esdnet.cli.errors import UserError
 from esdnet.cli.options import add_device_option, resolve_device
 from esdnet.cli.outputs import FILE, FOLDER, check_output
-from esdnet.inference import derain_files, input_images, writes_one_file
+from esdnet.inference import EDGE_PAD, derain_files, input_images, writes_one_file
 from esdnet.model import ARCHS
 from esdnet.tiling import TILE_OVERLAP, TILE_SIZE
 
 DESCRIPTION = """\
 Derain an image or every image of a folder with an ESDNet checkpoint, by the authors' 80x80 tiles with 8 px
-overlap and distance-weighted merge (or whole images with --whole). The sizes are inferred from the checkpoint,
+overlap and distance-weighted merge (or whole images with --whole), the image first extended by 8 reflected
+pixels on each side (--edge-pad) and the result cropped back. The sizes are inferred from the checkpoint,
 and so is the architecture when the file records it (this project's checkpoints do; the authors' run as the
 SNN unless --arch ann). Outputs are 8-bit PNGs with values clamped to [0, 1]; a grayscale input gives a
 grayscale PNG. The outputs are moved in place when every image succeeded (a bad input leaves nothing written);
@@ -39,6 +40,10 @@ def add_parser(subparsers) -> None:
                         help="tile overlap in pixels, from 0 to the tile size - 1 (default %(default)s)")
     parser.add_argument("--whole", action="store_true", help="run each image whole instead of by tiles")
     parser.add_argument("--batch-size", type=int, default=16, help="tiles per forward (default %(default)s)")
+    parser.add_argument("--edge-pad", type=int, default=EDGE_PAD,
+                        help="pixels of the image reflected around it before deraining and cropped after, so that "
+                             "its outermost pixels are not derained against the network's zero padding (default "
+                             "%(default)s; 0: the authors' procedure exactly)")
     add_device_option(parser)
     parser.set_defaults(func=run)
 
@@ -47,6 +52,8 @@ def check_tiling(args: argparse.Namespace) -> None:
     """Raise UserError naming ``--tile``, ``--overlap`` or ``--batch-size`` when one is out of range."""
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.edge_pad < 0:
+        raise UserError(f"--edge-pad must be 0 or a positive number of pixels, got {args.edge_pad}")
     if args.whole:
         return
     if args.tile < 1:
@@ -64,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model = load_model(args.ckpt, arch=args.arch, device=device)
     written = derain_files(model, args.input, args.output, tile_size=None if args.whole else args.tile,
-                           overlap=args.overlap, batch_size=args.batch_size)
+                           overlap=args.overlap, batch_size=args.batch_size, edge_pad=args.edge_pad)
     where = written[0] if single else f"{len(written)} images in {args.output}"
     print(f"derained {len(written)} image(s) with the {model.arch.upper()} of {args.ckpt} -> {where}")
     return 0
