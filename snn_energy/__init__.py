@@ -14,12 +14,15 @@ from snn_energy.api import profile
 from snn_energy.energy import (
     ACCOUNTINGS, ENCODING_POLICIES, HOROWITZ_45NM, EnergyConstants, energy_constants,
 )
-from snn_energy.errors import ModelInputError, NoSynapticLayerError, ProfilerError, ProfilerStateError
+from snn_energy.errors import (
+    ModelInputError, NoSynapticLayerError, ProfilerError, ProfilerInternalError, ProfilerStateError,
+)
 from snn_energy.recorder import Profiler
 from snn_energy.result import ProfileResult
 
 __all__ = [
     "ACCOUNTINGS", "ENCODING_POLICIES", "HOROWITZ_45NM", "EnergyConstants", "ModelInputError",
-    "NoSynapticLayerError", "ProfileResult", "Profiler", "ProfilerError", "ProfilerStateError", "energy_constants",
+    "NoSynapticLayerError", "ProfileResult", "Profiler", "ProfilerError", "ProfilerInternalError", "ProfilerStateError",
+    "energy_constants",
     "profile",
 ]

@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 import torch.nn as nn
 from spikingjelly.activation_based import functional
 
 from snn_energy import lemaire, tables
 from snn_energy.energy import default_sweep_ratios, energy_constants, sensitivity_sweep
-from snn_energy.errors import ModelInputError, ProfilerError
-from snn_energy.handlers import SYNAPTIC_HANDLERS, module_handler
+from snn_energy.errors import ModelInputError, ProfilerError, ProfilerInternalError
+from snn_energy.handlers import NEURON, SYNAPTIC, SYNAPTIC_HANDLERS, module_handler
 from snn_energy.recorder import Profiler
 from snn_energy.result import ProfileResult
+from snn_energy.tensor_stats import BINARY
 
 _FORWARD_ERRORS = (RuntimeError, ValueError, AssertionError, IndexError, TypeError)
 
@@ -23,8 +26,8 @@ def profile(model: nn.Module, inputs, *, timesteps: int | None = None, step_mode
             accounting: str = "strict", encoding_policy: str = "per_timestep", encoding_layer: str | None = None,
             fold_batchnorm: bool = False, ann_twin: nn.Module | None = None,
             single_pass_ann: nn.Module | None = None, spike_maps=(), spike_map_images: int | None = None,
-            sweep_ratios=None,
-            count_functional_ops: bool = True, target_saving: float = tables.DEFAULT_TARGET_SAVING) -> ProfileResult:
+            sweep_ratios=None, count_functional_ops: bool = True, extra_handlers: dict | None = None,
+            target_saving: float = tables.DEFAULT_TARGET_SAVING) -> ProfileResult:
     """Profile ``model`` on ``inputs`` and return its spike, operation and energy tables (energies in pJ).
 
     ``inputs``: one batch (a tensor whose first axis is the images) or an iterable of batches, each a tensor or
@@ -42,10 +45,16 @@ def profile(model: nn.Module, inputs, *, timesteps: int | None = None, step_mode
     without them their dense counts are derived from the model's own rows.
     ``spike_maps``: layer names whose spike maps to keep, of the first ``spike_map_images`` images (None: all). ``sweep_ratios``: E_AC/E_MAC ratios of the sweep.
     ``target_saving``: the saving (a fraction) whose firing rate the summary gives (``rate_for_target_saving``).
+    ``extra_handlers``: counting handlers for your own module types or torch functions (see ``Profiler``).
+
+    Every operation or leaf module that ran and was not counted is listed in ``result.uncounted`` and named in
+    one warning. A model in which no spiking neuron ran and no synaptic input was binary (a plain ANN) draws a
+    warning, and its savings against the ANN references are NaN (not applicable); its MACs are still reported.
 
     Raises ModelInputError when the model fails on the input (the message names the shape and the layer),
     NoSynapticLayerError, ProfilerStateError, and ValueError (ProfilerError for ``inputs``) for an unknown
-    option, empty ``inputs`` or a batch that is not a tensor.
+    option, empty ``inputs`` or a batch that is not a tensor; ProfilerInternalError (a RuntimeError chaining the
+    original exception) when the profiler's own counting fails.
     """
     options = tables.EnergyOptions(
         constants=energy_constants(constants, e_mac_pJ=e_mac_pJ, e_ac_pJ=e_ac_pJ), accounting=accounting,
@@ -54,13 +63,15 @@ def profile(model: nn.Module, inputs, *, timesteps: int | None = None, step_mode
     if timesteps is not None and (not isinstance(timesteps, int) or timesteps < 1):
         raise ValueError(f"timesteps must be a positive integer or None, got {timesteps!r}")
     profilers = {"snn": Profiler(model, step_mode=step_mode, encoding_layer=encoding_layer, spike_maps=spike_maps,
-                                 spike_map_images=spike_map_images, count_functional_ops=count_functional_ops)}
+                                 spike_map_images=spike_map_images, count_functional_ops=count_functional_ops,
+                                 extra_handlers=extra_handlers)}
     with contextlib.ExitStack() as stack, torch.no_grad():
         stack.enter_context(profilers["snn"])
         for role, twin in (("same_T", ann_twin), ("T1", single_pass_ann)):
             if twin is not None:  # the twins take their inputs the way the model does: same step mode
                 profilers[role] = stack.enter_context(Profiler(
-                    twin, step_mode=profilers["snn"].step_mode, count_functional_ops=count_functional_ops))
+                    twin, step_mode=profilers["snn"].step_mode, count_functional_ops=count_functional_ops,
+                    extra_handlers=extra_handlers))
         batches = 0
         for batch in _batches(inputs):
             batches += 1
@@ -99,11 +110,21 @@ def _run_batch(profiler: Profiler, batch: torch.Tensor, timesteps: int | None) -
         else:
             for _ in range(timesteps):
                 model(x)
+    except ProfilerInternalError:
+        raise
     except _FORWARD_ERRORS as err:
         raise ModelInputError(_input_error_message(profiler, batch, timesteps, err)) from err
     finally:
-        functional.reset_net(model)
+        reset_states(model)
     profiler.end_sequence()
+
+
+def reset_states(model: nn.Module) -> None:
+    """Reset the neuron states of ``model``: SpikingJelly's ``reset_net`` and snnTorch's ``reset_mem``."""
+    functional.reset_net(model)
+    for module in model.modules():
+        if callable(getattr(module, "reset_mem", None)):
+            module.reset_mem()
 
 
 def _input_error_message(profiler: Profiler, batch: torch.Tensor, timesteps: int | None, err: Exception) -> str:
@@ -151,6 +172,22 @@ def _result(profilers: dict[str, Profiler], options: tables.EnergyOptions, sweep
         "fold_batchnorm": options.fold_batchnorm, "ann_sources": ann_sources,
         "count_functional_ops": snn.count_functional_ops,
     }
+    uncounted = snn.uncounted()
+    if len(uncounted):
+        grouped = uncounted.groupby("operation", sort=False).agg(layers=("layer", "size"), calls=("calls", "sum"))
+        listed = ", ".join(f"{name} ({row.calls} calls in {row.layers} layer{'s' * int(row.layers > 1)})"
+                           for name, row in grouped.iterrows())
+        warnings.warn(f"{type(snn.model).__name__}: operations that ran and were not counted (result.uncounted "
+                      f"lists them per layer; extra_handlers= counts them): {listed}", stacklevel=3)
+    sensitivity = sensitivity_sweep(
+        sweep_totals, default_sweep_ratios() if sweep_ratios is None else sweep_ratios, options.constants)
+    settings["spiking"] = _is_spiking(records)
+    if not settings["spiking"]:
+        warnings.warn(f"{type(snn.model).__name__} is not spiking: no spiking neuron ran and no synaptic input was "
+                      "binary, so its savings against an ANN are not applicable (NaN); its MACs are reported",
+                      stacklevel=3)
+        for table in (summary, images, sensitivity):
+            table.loc[:, [c for c in table.columns if "saving" in c]] = np.nan
     return ProfileResult(
         summary=summary,
         layers=tables.layer_table(
@@ -158,11 +195,17 @@ def _result(profilers: dict[str, Profiler], options: tables.EnergyOptions, sweep
             tables.synaptic_macs_per_layer(ann_records["T1"]), tables.synaptic_macs_per_layer(ann_records["same_T"])),
         timesteps=tables.timestep_table(annotated),
         images=images,
-        sensitivity=sensitivity_sweep(
-            sweep_totals, default_sweep_ratios() if sweep_ratios is None else sweep_ratios, options.constants),
+        sensitivity=sensitivity,
         records=annotated,
         neuron_extremes=extremes,
         settings=settings,
         spike_maps={name: maps for name, maps in snn.spike_maps.items() if maps},
         ann_records={ref: ann_records[ref] for ref, source in ann_sources.items() if source == "twin"},
+        uncounted=uncounted,
     )
+
+
+def _is_spiking(records) -> bool:
+    """Whether a spiking neuron ran or a synaptic input was binary (else the model is an ANN)."""
+    synaptic = records["role"] == SYNAPTIC
+    return bool((records["role"] == NEURON).any() or (records.loc[synaptic, "input_kind"] == BINARY).any())

@@ -1,4 +1,5 @@
-"""Errors the toolkit raises for input it cannot profile; all are ValueErrors, so the command line prints them."""
+"""Errors the toolkit raises: for input it cannot profile, ValueErrors (the command line prints them in one line);
+for its own failures, ProfilerInternalError (a RuntimeError, reported as a bug with its traceback)."""
 
 
 class ProfilerError(ValueError):
@@ -15,3 +16,8 @@ class ModelInputError(ProfilerError):
 
 class ProfilerStateError(ProfilerError, RuntimeError):
     """A profiler entered while already active, or a second profiler attached to a model already profiled."""
+
+
+class ProfilerInternalError(RuntimeError):
+    """A bug in snn_energy: the profiler's own counting code failed (not the model, not the input). Not a
+    ValueError, so that it is never reported as the user's mistake; it chains the original exception."""

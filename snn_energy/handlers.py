@@ -1,18 +1,24 @@
 """Counting handlers: one small function per kind of layer or operation, and the registries that pick them.
 
-A module handler is called from a forward hook as ``handler(module, inputs, output, time_major, describe)`` and
+A module handler is called from a forward hook as ``handler(module, inputs, output, time_major, measure)`` and
 returns the ``CallCounts`` of that call. ``time_major`` is True when the module runs in SpikingJelly's multi-step
 mode, so that its tensors are ``[T, N, ...]``; the handler then treats ``T * N`` as the leading sample axis.
-``describe`` is ``tensor_stats.describe`` or a caching equivalent (the profiler passes one).
+``measure(tensor, rows)`` is ``tensor_stats.measure`` or a caching equivalent (the profiler passes one).
 A functional handler is called for an operator seen in a module's own forward code (``a * b``, ``x.mean(1)``,
-``F.interpolate``...) as ``handler(args, kwargs, out)`` with ``out`` the operator's (first) output tensor; it
-returns the CallCounts, or None when the call is not one it counts.
+``q @ k.transpose(-2, -1)``, ``F.linear``, ``F.conv2d``...) as ``handler(args, kwargs, out, measure)`` with
+``out`` the operator's (first) output tensor; it returns the CallCounts (a list for several), or None when the
+call is not one it counts. Handlers never synchronise with the device: what depends on values (kinds, nonzero
+counts, exact accumulates) stays in device tensors until the profiler moves a whole sequence at once.
 
 Conventions (one per quantity, used by every handler):
 
 - ``macs``: dense multiply-accumulates of a synaptic layer: conv ``k_h k_w C_in C_out H_out W_out / groups``
   per sample, transposed conv ``k_h k_w C_in C_out H_in W_in / groups``, linear ``in x out`` per row;
   the convention of fvcore's FlopCountAnalysis (one MAC per multiply-add, bias ignored).
+- the matrix-product family written in a forward (``@``, ``matmul``, ``mm``, ``bmm``, ``addmm``, ``baddbmm``,
+  two-operand ``einsum``, ``F.linear``, ``F.conv*``, ``F.conv_transpose*``, ``F.scaled_dot_product_attention``)
+  is synaptic work like a layer: dense MACs (``n k m`` per product), exact accumulates of its first binary or
+  integer operand (each of its values v meets |v| x the other operand's matching entries).
 - ``sops``: accumulates a synaptic layer actually performs when its input is binary (the number of
   spike x weight products landing on valid output positions, padding and borders included) or integer-valued
   (each input value v counts |v| accumulates of the weights it meets); zero for real-valued input.
@@ -23,15 +29,15 @@ Conventions (one per quantity, used by every handler):
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import prod
 from typing import Callable
 
 import torch
 import torch.nn as nn
 
-from snn_energy.tensor_stats import BINARY, INTEGER, REAL, TensorSummary, exact_sum
-from snn_energy.tensor_stats import describe as tensor_describe
+from snn_energy.tensor_stats import TensorStats
+from snn_energy.tensor_stats import measure as measure_tensor
 
 SYNAPTIC = "synaptic"
 NEURON = "neuron"
@@ -44,13 +50,27 @@ _SPIKINGJELLY_NEURON_PACKAGE = "spikingjelly.activation_based.neuron"
 
 
 @dataclass
-class CallCounts:
-    """Counts of one call of one module or operator.
+class Operand:
+    """One measured input of a call: its device statistics, its elements per sample (a shape count) and, for a
+    synaptic call, its value-weighted accumulates per sample (float64, device): what the call performs as
+    accumulates if this operand turns out binary or integer (each input value v meets |v| x fan-out weights)."""
 
-    Dense counts (``macs``, ``mults``, ``adds``) are totals over the call; per-sample tensors have one entry per
-    index of the leading sample axis (``samples`` entries: ``N``, or ``T * N`` for time-major tensors).
-    ``input_elements`` and ``neurons`` are per sample. ``dead`` / ``saturated`` (neurons that never fire /
-    fire at every timestep of the call) have one entry per image and exist only for time-major neuron calls.
+    stats: TensorStats
+    elements: int
+    accumulates: torch.Tensor | None = None
+
+
+@dataclass
+class CallCounts:
+    """Counts of one call of one module or operator, measured without leaving the device.
+
+    Dense counts (``macs``, ``mults``, ``adds``) are totals over the call (Python ints, from shapes only);
+    per-sample tensors have one entry per index of the leading sample axis (``samples`` entries: ``N``, or
+    ``T * N`` for time-major tensors). ``operands``: the inputs whose kind decides how a synaptic call is
+    charged (the first binary or integer one gives its exact accumulates; none: real-valued, MACs).
+    ``output``: a neuron's output statistics (spikes = its nonzero count). ``dead`` / ``saturated`` (neurons
+    that never fire / fire at every timestep of the call) have one entry per image (time-major neuron calls).
+    ``repeated``: for the encoding layer, whether its input was the same at every timestep (0-dim bool).
     """
 
     role: str
@@ -58,25 +78,29 @@ class CallCounts:
     macs: int = 0
     mults: int = 0
     adds: int = 0
-    input_kind: str = ""
-    input_elements: int = 0
-    input_nonzero: torch.Tensor | None = None
-    sops: torch.Tensor | None = None
     neurons: int = 0
-    spikes: torch.Tensor | None = None
-    output_kind: str = ""
+    operands: tuple = ()
+    output: TensorStats | None = None
     dead: torch.Tensor | None = None
     saturated: torch.Tensor | None = None
+    repeated: torch.Tensor | None = None
+    extra: dict = field(default_factory=dict)
 
-    @property
-    def real_input_macs(self) -> int:
-        """The call's MACs when its input was real-valued (what a strict accounting charges as MACs), else 0."""
-        return self.macs if self.input_kind == REAL else 0
+    def resolved(self):
+        """Return the host-side counts of this call (``transfer.resolve``; one transfer)."""
+        from snn_energy.transfer import resolve_calls
+        return resolve_calls([self])[0]
 
 
-Describe = Callable[[torch.Tensor, int], TensorSummary]
-ModuleHandler = Callable[[nn.Module, tuple, object, bool, Describe], CallCounts]
-FunctionalHandler = Callable[[tuple, dict, torch.Tensor], "CallCounts | None"]
+Measure = Callable[..., "tuple[TensorStats | None, torch.Tensor | None]"]  # tensor_stats.measure's signature
+ModuleHandler = Callable[[nn.Module, tuple, object, bool, Measure], CallCounts]
+FunctionalHandler = Callable[[tuple, dict, torch.Tensor, Measure], "CallCounts | list[CallCounts] | None"]
+
+
+def measure(x: torch.Tensor, rows: int, weights: torch.Tensor | None = None, width: int | None = None,
+            accumulates: bool = False) -> tuple[TensorStats, torch.Tensor | None]:
+    """The default ``Measure``: ``tensor_stats.measure`` without caching."""
+    return measure_tensor(x, rows, weights, width, accumulates=accumulates)
 
 
 def first_tensor(values) -> torch.Tensor | None:
@@ -100,14 +124,6 @@ def _batched(x: torch.Tensor, feature_dims: int, time_major: bool) -> torch.Tens
     if x.dim() == feature_dims:
         x = x.unsqueeze(0)
     return x
-
-
-def _described(x_raw: torch.Tensor, feature_dims: int, time_major: bool, describe: Describe):
-    """Return the batched input and its TensorSummary (per sample of the batched input)."""
-    x = _batched(x_raw, feature_dims, time_major)
-    if time_major:
-        return x, describe(x_raw, 2)
-    return x, describe(x_raw if x is x_raw else x, 1)
 
 
 def _source_index(j: int, length: int, padding_mode: str) -> int | None:
@@ -145,96 +161,118 @@ def _fan_out(length_in: int, length_out: int, kernel: int, stride: int, pad_left
     return tuple(counts)
 
 
-def _left_padding(module: nn.Module) -> tuple[int, ...]:
-    padding = module.padding
-    if padding == "valid":
-        return (0,) * len(module.kernel_size)
-    if padding == "same":
-        return tuple(d * (k - 1) // 2 for d, k in zip(module.dilation, module.kernel_size))
-    return tuple(padding)
+@dataclass(frozen=True)
+class ConvGeometry:
+    """What a convolution's counts depend on besides shapes (from a ConvNd module or a functional call)."""
+
+    kernel_size: tuple
+    stride: tuple
+    padding: object  # a tuple, "same" or "valid"
+    dilation: tuple
+    groups: int
+    in_channels: int
+    out_channels: int
+    padding_mode: str = "zeros"
+    bias: bool = False
+
+    @staticmethod
+    def of(module: nn.Module) -> "ConvGeometry":
+        return ConvGeometry(tuple(module.kernel_size), tuple(module.stride), module.padding if isinstance(
+            module.padding, str) else tuple(module.padding), tuple(module.dilation), module.groups,
+            module.in_channels, module.out_channels, getattr(module, "padding_mode", "zeros"),
+            module.bias is not None)
+
+    def left_padding(self) -> tuple[int, ...]:
+        if self.padding == "valid":
+            return (0,) * len(self.kernel_size)
+        if self.padding == "same":
+            return tuple(d * (k - 1) // 2 for d, k in zip(self.dilation, self.kernel_size))
+        return tuple(self.padding)
 
 
-def _fan_out_weights(module: nn.Module, shape_in, shape_out, transposed: bool, dtype, device) -> torch.Tensor:
-    """Return the flattened outer product of the per-dimension fan-outs: one weight per input position."""
-    padding_mode = getattr(module, "padding_mode", "zeros")
-    per_dimension = tuple(
-        _fan_out(shape_in[d], shape_out[d], module.kernel_size[d], module.stride[d], _left_padding(module)[d],
-                 module.dilation[d], padding_mode, transposed)
-        for d in range(len(module.kernel_size))
+@functools.lru_cache(maxsize=1024)
+def _conv_plan(geometry: ConvGeometry, shape_in: tuple, shape_out: tuple, transposed: bool) -> tuple:
+    """Shape-only counts of a convolution on a batched ``[samples, C, *spatial]`` input, once per shape:
+    (MACs, bias additions, input elements per sample, per-dimension fan-outs, float32 exact)."""
+    per_tap = geometry.out_channels // geometry.groups if transposed else geometry.in_channels // geometry.groups
+    elements_in, elements_out = prod(shape_in), prod(shape_out)
+    macs = (elements_in if transposed else elements_out) * per_tap * prod(geometry.kernel_size)
+    adds = elements_out if geometry.bias else 0
+    fans = tuple(
+        _fan_out(shape_in[2 + d], shape_out[2 + d], geometry.kernel_size[d], geometry.stride[d],
+                 geometry.left_padding()[d], geometry.dilation[d], geometry.padding_mode, transposed)
+        for d in range(len(geometry.kernel_size))
     )
-    return _outer_product(per_dimension, dtype, device)
+    # per channel, the weighted sum of binary (or small integer) inputs stays below 2**24: float32 is exact
+    exact32 = prod(shape_in[2:]) * prod(geometry.kernel_size) * 16 <= 2 ** 24
+    return macs, adds, prod(shape_in[1:]), fans, exact32
 
 
 @functools.lru_cache(maxsize=512)
 def _outer_product(per_dimension: tuple, dtype, device) -> torch.Tensor:
+    """The flattened outer product of the per-dimension fan-outs (one weight per input position), on ``device``
+    (copied without a host synchronisation)."""
     weights = None
-    for fan in per_dimension:
-        fan = torch.tensor(fan, dtype=torch.float64)
-        weights = fan if weights is None else torch.outer(weights.reshape(-1), fan)
-    return weights.reshape(-1).to(device=device, dtype=dtype)
+    with torch._C.DisableTorchFunction():
+        for fan in per_dimension:
+            fan = torch.tensor(fan, dtype=torch.float64)
+            weights = fan if weights is None else torch.outer(weights.reshape(-1), fan)
+        return weights.reshape(-1).to(dtype).to(device, non_blocking=True)
 
 
-def _conv_family_counts(module: nn.Module, inputs: tuple, output, time_major: bool, describe: Describe,
-                        transposed: bool) -> CallCounts:
-    nd = len(module.kernel_size)
-    x, summary = _described(first_tensor(inputs), nd + 1, time_major, describe)
-    y = _batched(first_tensor(output), nd + 1, time_major)
-    groups = module.groups
-    per_tap = module.out_channels // groups if transposed else module.in_channels // groups
-    counts = CallCounts(
-        SYNAPTIC, samples=x.shape[0],
-        macs=(x.numel() if transposed else y.numel()) * per_tap * prod(module.kernel_size),
-        adds=y.numel() if module.bias is not None else 0,
-        input_kind=summary.kind, input_elements=x[0].numel(), input_nonzero=summary.nonzero,
-    )
-    if summary.kind != REAL:
-        # every nonzero input (or |integer| of them) meets C_out / groups weights at each of its fan-out positions
-        positions = prod(x.shape[2:])
-        largest = positions * prod(module.kernel_size) * (summary.max_abs or 1.0) * x.shape[1]
-        dtype = torch.float32 if largest <= 2 ** 24 and x.dtype == torch.float32 else torch.float64
-        values = (x.abs() if summary.kind == INTEGER else x).to(dtype).reshape(-1, positions)
-        weights = _fan_out_weights(module, x.shape[2:], y.shape[2:], transposed, dtype, x.device)
-        per_channel = (values @ weights).reshape(x.shape[0], x.shape[1])
-        counts.sops = per_channel.sum(1, dtype=torch.float64) * (module.out_channels // groups)
-    return counts
+def _conv_family(geometry: ConvGeometry, x_raw: torch.Tensor, y_raw: torch.Tensor, time_major: bool,
+                 measure: Measure, transposed: bool) -> CallCounts:
+    nd = len(geometry.kernel_size)
+    x, y = _batched(x_raw, nd + 1, time_major), _batched(y_raw, nd + 1, time_major)
+    macs, adds, elements, fans, exact32 = _conv_plan(geometry, tuple(x.shape), tuple(y.shape), transposed)
+    samples = x.shape[0]
+    weights = _outer_product(fans, torch.float32 if exact32 else torch.float64, x.device)
+    # every input value v meets C_out / groups weights at each of its fan-out positions: |v| accumulates each
+    stats, accumulates = measure(x, samples, weights, weights.shape[0], accumulates=True)
+    accumulates = accumulates * (geometry.out_channels // geometry.groups)
+    return CallCounts(SYNAPTIC, samples=samples, macs=macs, adds=adds,
+                      operands=(Operand(stats, elements, accumulates),))
 
 
-def conv_counts(module: nn.Module, inputs: tuple, output, time_major: bool,
-                describe: Describe = tensor_describe) -> CallCounts:
+def conv_counts(module: nn.Module, inputs: tuple, output, time_major: bool, measure: Measure = measure) -> CallCounts:
     """Counts of a ConvNd call: dense MACs, input kind and nonzeros, exact accumulates for binary/integer input.
 
     The exact count weights each input element by its fan-out: the number of (kernel tap, output position)
     pairs that read it (padding, stride, dilation and the padding mode included), times C_out / groups.
     """
-    return _conv_family_counts(module, inputs, output, time_major, describe, transposed=False)
+    return _conv_family(ConvGeometry.of(module), first_tensor(inputs), first_tensor(output), time_major, measure,
+                        transposed=False)
 
 
 def conv_transpose_counts(module: nn.Module, inputs: tuple, output, time_major: bool,
-                          describe: Describe = tensor_describe) -> CallCounts:
+                          measure: Measure = measure) -> CallCounts:
     """Counts of a ConvTransposeNd call; exact accumulates count only the products landing inside the output."""
-    return _conv_family_counts(module, inputs, output, time_major, describe, transposed=True)
+    return _conv_family(ConvGeometry.of(module), first_tensor(inputs), first_tensor(output), time_major, measure,
+                        transposed=True)
+
+
+def _linear(x_raw: torch.Tensor, in_features: int, out_features: int, bias: bool, time_major: bool,
+            measure: Measure) -> CallCounts:
+    x = _batched(x_raw, 1, time_major)
+    rows = x.numel() // in_features
+    samples = x.shape[0]
+    stats, accumulates = measure(x, samples, accumulates=True)
+    accumulates = accumulates * out_features
+    return CallCounts(
+        SYNAPTIC, samples=samples, macs=rows * in_features * out_features, adds=rows * out_features if bias else 0,
+        operands=(Operand(stats, x[0].numel() if samples else 0, accumulates),),
+    )
 
 
 def linear_counts(module: nn.Module, inputs: tuple, output, time_major: bool,
-                  describe: Describe = tensor_describe) -> CallCounts:
+                  measure: Measure = measure) -> CallCounts:
     """Counts of a Linear call: ``in x out`` MACs per row; exact accumulates = nonzero (or |integer|) inputs x out."""
-    x, summary = _described(first_tensor(inputs), 1, time_major, describe)
-    rows = x.numel() // module.in_features
-    counts = CallCounts(
-        SYNAPTIC, samples=x.shape[0],
-        macs=rows * module.in_features * module.out_features,
-        adds=rows * module.out_features if module.bias is not None else 0,
-        input_kind=summary.kind, input_elements=x[0].numel(), input_nonzero=summary.nonzero,
-    )
-    if summary.kind == BINARY:
-        counts.sops = summary.nonzero * module.out_features
-    elif summary.kind == INTEGER:
-        counts.sops = exact_sum(x.abs().reshape(x.shape[0], -1)) * module.out_features
-    return counts
+    return _linear(first_tensor(inputs), module.in_features, module.out_features, module.bias is not None,
+                   time_major, measure)
 
 
 def neuron_counts(module: nn.Module, inputs: tuple, output, time_major: bool,
-                  describe: Describe = tensor_describe) -> CallCounts:
+                  measure: Measure = measure) -> CallCounts:
     """Counts of a spiking neuron call: neurons per sample, spikes (nonzero outputs) per sample, output kind.
 
     For a time-major call ``[T, N, ...]`` it also counts, per image, the neurons that never fire over the T
@@ -243,23 +281,20 @@ def neuron_counts(module: nn.Module, inputs: tuple, output, time_major: bool,
     y = first_tensor(output)
     if y.dim() == 0:
         y = y.reshape(1)
-    summary = describe(y, 2 if time_major else 1)
-    samples = summary.nonzero.numel()
-    counts = CallCounts(
-        NEURON, samples=samples, neurons=y.numel() // max(samples, 1), spikes=summary.nonzero,
-        output_kind=summary.kind,
-    )
+    samples = y.shape[0] * y.shape[1] if time_major and y.dim() >= 2 else y.shape[0]
+    stats, _ = measure(y, samples)
+    counts = CallCounts(NEURON, samples=samples, neurons=y.numel() // max(samples, 1), output=stats)
     if time_major and y.dim() >= 2:
         steps, images = y.shape[0], y.shape[1]
-        fired = y if summary.kind == BINARY else (y != 0)
-        fired_steps = fired.sum(0, dtype=torch.float32).reshape(images, -1)  # per neuron: timesteps it fired
-        counts.dead = counts.neurons - exact_sum(fired_steps.clamp(max=1))
-        counts.saturated = exact_sum(fired_steps.sub_(steps - 1).clamp_(min=0))  # 1 where it fired every time
+        # per neuron: the timesteps it fired (float sums of 0/1 indicators, exact; faster than bool reductions)
+        fired_steps = y.abs().sign_().reshape(steps, images, -1).sum(0)
+        counts.dead = counts.neurons - fired_steps.clamp(max=1).sum(1)
+        counts.saturated = fired_steps.sub_(steps - 1).clamp_(min=0).sum(1)  # 1 where it fired every time
     return counts
 
 
 def batchnorm_counts(module: nn.Module, inputs: tuple, output, time_major: bool,
-                     describe: Describe = tensor_describe) -> CallCounts:
+                     measure: Measure = measure) -> CallCounts:
     """Counts of a batch norm call: one fused multiply-add (scale and shift) per element, in ``mults``."""
     x = first_tensor(inputs)
     samples = x.shape[0] * x.shape[1] if time_major else x.shape[0]
@@ -283,7 +318,7 @@ def _window_ops(x: torch.Tensor, y: torch.Tensor, kernel_size, average: bool, ro
 
 
 def pooling_counts(module: nn.Module, inputs: tuple, output, time_major: bool,
-                   describe: Describe = tensor_describe) -> CallCounts:
+                   measure: Measure = measure) -> CallCounts:
     """Counts of a pooling module call (max: comparisons counted as additions; average: plus one division)."""
     x, y = first_tensor(inputs), first_tensor(output)
     if time_major:
@@ -306,7 +341,7 @@ def _interpolation_ops(x: torch.Tensor, y: torch.Tensor, mode: str, role: str) -
 
 
 def upsample_counts(module: nn.Module, inputs: tuple, output, time_major: bool,
-                    describe: Describe = tensor_describe) -> CallCounts:
+                    measure: Measure = measure) -> CallCounts:
     """Counts of an Upsample call: per output element, one multiplication per interpolation tap and taps - 1 adds."""
     x, y = first_tensor(inputs), first_tensor(output)
     if time_major:
@@ -355,16 +390,16 @@ def _samples(t: torch.Tensor) -> int:
     return t.shape[0] if t.dim() else 1
 
 
-def _multiplications(args: tuple, kwargs: dict, out: torch.Tensor) -> CallCounts:
+def _multiplications(args: tuple, kwargs: dict, out: torch.Tensor, measure: Measure = measure) -> CallCounts:
     return CallCounts(ELEMENTWISE, samples=_samples(out), mults=out.numel())
 
 
-def _additions(args: tuple, kwargs: dict, out: torch.Tensor) -> CallCounts:
+def _additions(args: tuple, kwargs: dict, out: torch.Tensor, measure: Measure = measure) -> CallCounts:
     return CallCounts(ELEMENTWISE, samples=_samples(out), adds=out.numel())
 
 
 def _reduction(average: bool) -> FunctionalHandler:
-    def count(args: tuple, kwargs: dict, out: torch.Tensor) -> CallCounts | None:
+    def count(args: tuple, kwargs: dict, out: torch.Tensor, measure: Measure = measure) -> CallCounts | None:
         x = first_tensor(args)
         if x is None:
             return None
@@ -373,7 +408,7 @@ def _reduction(average: bool) -> FunctionalHandler:
     return count
 
 
-def _extremum(args: tuple, kwargs: dict, out: torch.Tensor) -> CallCounts | None:
+def _extremum(args: tuple, kwargs: dict, out: torch.Tensor, measure: Measure = measure) -> CallCounts | None:
     """max/min: element-wise between two tensors (one comparison per output) or a reduction."""
     other = args[1] if len(args) > 1 else kwargs.get("other")
     if isinstance(other, torch.Tensor):
@@ -382,7 +417,7 @@ def _extremum(args: tuple, kwargs: dict, out: torch.Tensor) -> CallCounts | None
 
 
 def _functional_pooling(average: bool, adaptive: bool) -> FunctionalHandler:
-    def count(args: tuple, kwargs: dict, out: torch.Tensor) -> CallCounts | None:
+    def count(args: tuple, kwargs: dict, out: torch.Tensor, measure: Measure = measure) -> CallCounts | None:
         x = first_tensor(args)
         kernel = None if adaptive else (args[1] if len(args) > 1 else kwargs.get("kernel_size"))
         if x is None or (kernel is None and not adaptive):
@@ -391,10 +426,115 @@ def _functional_pooling(average: bool, adaptive: bool) -> FunctionalHandler:
     return count
 
 
-def _interpolate(args: tuple, kwargs: dict, out: torch.Tensor) -> CallCounts | None:
+def _interpolate(args: tuple, kwargs: dict, out: torch.Tensor, measure: Measure = measure) -> CallCounts | None:
     x = first_tensor(args)
     mode = args[3] if len(args) > 3 else kwargs.get("mode", "nearest")
     return None if x is None else _interpolation_ops(x, out, mode, ELEMENTWISE)
+
+
+# ---- the matrix-product family written in a forward: synaptic work, like the layers -------------------------
+
+def _operand(t: torch.Tensor, samples: int, meets: int, measure: Measure) -> Operand:
+    """An operand of a product: each of its values meets ``meets`` values of the other operand (accumulates
+    |v| x meets); per sample when its leading axis is the output's, else its total spread over the samples."""
+    aligned = t.dim() >= 1 and t.shape[0] == samples and samples > 1
+    rows = samples if aligned else 1
+    stats, accumulates = measure(t, rows, accumulates=True)
+    accumulates = accumulates * meets
+    return Operand(stats, t.numel() // samples, accumulates if aligned else (accumulates / samples).expand(samples))
+
+
+def _product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, measure: Measure, adds: int = 0) -> CallCounts:
+    """Counts of ``a @ b`` (torch.matmul broadcasting): dense MACs, both operands measured."""
+    n = a.shape[-2] if a.dim() > 1 else 1
+    k = a.shape[-1]
+    m = b.shape[-1] if b.dim() > 1 else 1
+    batch = out.numel() // max(n * m, 1)
+    samples = out.shape[0] if out.dim() >= 3 else 1
+    # an element of a meets m elements of b in each of the batch entries that broadcast it, and vice versa
+    a_copies = batch // max(a.numel() // max(n * k, 1), 1)
+    b_copies = batch // max(b.numel() // max(k * m, 1), 1)
+    return CallCounts(SYNAPTIC, samples=samples, macs=batch * n * k * m, adds=adds, operands=(
+        _operand(a, samples, m * a_copies, measure), _operand(b, samples, n * b_copies, measure)))
+
+
+def _matmul(args: tuple, kwargs: dict, out: torch.Tensor, measure: Measure = measure) -> CallCounts | None:
+    a, b = args[0], args[1] if len(args) > 1 else kwargs.get("other", kwargs.get("mat2"))
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
+        return None
+    return _product(a, b, out, measure)
+
+
+def _rmatmul(args: tuple, kwargs: dict, out: torch.Tensor, measure: Measure = measure) -> CallCounts | None:
+    return _matmul((args[1], args[0]), {}, out, measure)
+
+
+def _matmul_plus(args: tuple, kwargs: dict, out: torch.Tensor, measure: Measure = measure) -> CallCounts | None:
+    """addmm / baddbmm / addmv: ``input + a @ b``, one addition per output element."""
+    return _product(args[1], args[2], out, measure, adds=out.numel())
+
+
+def _einsum(args: tuple, kwargs: dict, out: torch.Tensor, measure: Measure = measure) -> CallCounts | None:
+    """Two-operand einsum without ellipsis: MACs = product of every index size; an operand's value meets the
+    product of the sizes of the indices it lacks."""
+    equation = args[0]
+    operands = args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]
+    if not isinstance(equation, str) or "..." in equation or len(operands) != 2:
+        return None
+    inputs = equation.replace(" ", "").split("->")[0].split(",")
+    sizes = {}
+    for letters, tensor in zip(inputs, operands):
+        sizes.update(zip(letters, tensor.shape))
+    total = prod(sizes.values())
+    samples = out.shape[0] if out.dim() >= 2 else 1
+    return CallCounts(SYNAPTIC, samples=samples, macs=total, operands=tuple(
+        _operand(tensor, samples, total // max(prod(sizes[c] for c in set(letters)), 1), measure)
+        for letters, tensor in zip(inputs, operands)))
+
+
+def _bound(args: tuple, kwargs: dict, names: tuple) -> dict:
+    bound = dict(zip(names, args))
+    bound.update(kwargs)
+    return bound
+
+
+def _functional_conv(nd: int, transposed: bool) -> FunctionalHandler:
+    names = (("input", "weight", "bias", "stride", "padding", "output_padding", "groups", "dilation") if transposed
+             else ("input", "weight", "bias", "stride", "padding", "dilation", "groups"))
+
+    def count(args: tuple, kwargs: dict, out: torch.Tensor, measure: Measure = measure) -> CallCounts:
+        bound = _bound(args, kwargs, names)
+        weight, groups = bound["weight"], bound.get("groups", 1)
+        padding = bound.get("padding", 0)
+        geometry = ConvGeometry(
+            tuple(weight.shape[2:]), _as_tuple(bound.get("stride", 1), nd),
+            padding if isinstance(padding, str) else _as_tuple(padding, nd), _as_tuple(bound.get("dilation", 1), nd),
+            groups, weight.shape[0] if transposed else weight.shape[1] * groups,
+            weight.shape[1] * groups if transposed else weight.shape[0], "zeros", bound.get("bias") is not None)
+        return _conv_family(geometry, bound["input"], out, False, measure, transposed)
+    return count
+
+
+def _functional_linear(args: tuple, kwargs: dict, out: torch.Tensor, measure: Measure = measure) -> CallCounts:
+    bound = _bound(args, kwargs, ("input", "weight", "bias"))
+    weight = bound["weight"]
+    return _linear(bound["input"], weight.shape[-1], weight.shape[0], bound.get("bias") is not None, False, measure)
+
+
+def _attention(args: tuple, kwargs: dict, out: torch.Tensor, measure: Measure = measure) -> list[CallCounts]:
+    """scaled_dot_product_attention: ``q @ k^T`` and ``softmax(.) @ v``, two synaptic calls (the softmax and the
+    scaling are not counted); the attention weights are real-valued, so only a binary ``v`` makes the second
+    product accumulates."""
+    q, k, v = (_bound(args, kwargs, ("query", "key", "value"))[name] for name in ("query", "key", "value"))
+    length, keys = q.shape[-2], k.shape[-2]
+    batch = out.numel() // max(length * v.shape[-1], 1)
+    samples = out.shape[0] if out.dim() >= 3 else 1
+    scores = CallCounts(SYNAPTIC, samples=samples, macs=batch * length * keys * q.shape[-1], operands=(
+        _operand(q, samples, keys * (batch // max(q.numel() // (length * q.shape[-1]), 1)), measure),
+        _operand(k, samples, length * (batch // max(k.numel() // (keys * k.shape[-1]), 1)), measure)))
+    values = CallCounts(SYNAPTIC, samples=samples, macs=batch * length * keys * v.shape[-1], operands=(
+        _operand(v, samples, length * (batch // max(v.numel() // (keys * v.shape[-1]), 1)), measure),))
+    return [scores, values]
 
 
 _MULTIPLICATIONS = ("mul", "mul_", "multiply", "div", "div_", "divide", "true_divide", "__mul__", "__rmul__",
@@ -413,4 +553,31 @@ FUNCTIONAL_HANDLERS: dict[str, FunctionalHandler] = {
     **{f"max_pool{d}d": _functional_pooling(False, False) for d in (1, 2, 3)},
     **{f"adaptive_avg_pool{d}d": _functional_pooling(True, True) for d in (1, 2, 3)},
     **{f"adaptive_max_pool{d}d": _functional_pooling(False, True) for d in (1, 2, 3)},
+    # the matrix-product family: synaptic work
+    **{name: _matmul for name in ("matmul", "__matmul__", "mm", "bmm", "mv")},
+    "__rmatmul__": _rmatmul,
+    **{name: _matmul_plus for name in ("addmm", "baddbmm", "addmv")},
+    "einsum": _einsum,
+    "linear": _functional_linear,
+    **{f"conv{d}d": _functional_conv(d, False) for d in (1, 2, 3)},
+    **{f"conv_transpose{d}d": _functional_conv(d, True) for d in (1, 2, 3)},
+    "scaled_dot_product_attention": _attention,
 }
+
+# Torch functions that move, view, create or compare data without arithmetic worth an energy charge: seen in a
+# module's own code, they are neither counted nor reported as uncounted.
+NO_ARITHMETIC = frozenset("""
+    __get__ __set__ __getitem__ __setitem__ __len__ __iter__ __contains__ __format__ __repr__ __hash__ __bool__
+    __index__ __int__ __float__ __array__ __reduce_ex__ __deepcopy__ __eq__ __ne__ __invert__ __and__ __or__
+    __rand__ __ror__ size dim numel stride shape dtype device is_floating_point is_complex is_contiguous
+    data_ptr element_size nelement ndimension type type_as to cpu cuda float double half bfloat16 int long bool
+    byte detach detach_ clone contiguous copy_ requires_grad_ view view_as reshape reshape_as flatten unflatten
+    squeeze squeeze_ unsqueeze unsqueeze_ expand expand_as repeat repeat_interleave permute transpose transpose_
+    t movedim moveaxis narrow select index_select gather chunk split split_with_sizes unbind cat concat
+    concatenate stack hstack vstack flip roll tile broadcast_to broadcast_tensors pad zeros zeros_like ones
+    ones_like empty empty_like full full_like new_zeros new_ones new_empty new_full new_tensor arange linspace
+    tensor as_tensor fill_ zero_ item tolist numpy masked_fill masked_fill_ where logical_and logical_or
+    logical_not eq ne gt ge lt le isnan isinf isfinite any all dropout dropout1d dropout2d dropout3d
+    feature_dropout alpha_dropout identity get_device is_leaf grad data _version retain_grad register_hook
+    backward storage untyped_storage pin_memory share_memory_ is_shared is_pinned apply_ __torch_function__
+""".split())

@@ -32,12 +32,13 @@ import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
-from snn_energy.errors import NoSynapticLayerError, ProfilerStateError
+from snn_energy.errors import NoSynapticLayerError, ProfilerInternalError, ProfilerStateError
 from snn_energy.handlers import (
-    ELEMENTWISE, FUNCTIONAL_HANDLERS, NEURON, SYNAPTIC, SYNAPTIC_HANDLERS, CallCounts, first_tensor,
+    FUNCTIONAL_HANDLERS, NEURON, NO_ARITHMETIC, SYNAPTIC, SYNAPTIC_HANDLERS, CallCounts, Operand, first_tensor,
     module_handler, neuron_counts,
 )
-from snn_energy.tensor_stats import BINARY, TensorSummary, describe, most_general_kind, value_kind
+from snn_energy.tensor_stats import BINARY, TensorStats, measure, most_general_kind
+from snn_energy.transfer import pack, resolve, to_host
 
 ROOT_NAME = "(model)"  # the layer name of arithmetic written in the top-level model's own forward
 STEP_MODES = ("auto", "m", "s")
@@ -45,6 +46,11 @@ _LABELS = ("layer", "role", "module_type", "timestep", "order", "input_kind", "i
 _ADDITIVE = ("macs", "real_input_macs", "sops", "input_elements", "input_nonzero", "mults", "adds", "neurons",
              "spikes")
 RECORD_COLUMNS = ("image", *_LABELS, *_ADDITIVE)
+
+UNCOUNTED_COLUMNS = ("operation", "layer", "calls")
+_PENDING_LIMIT = 64  # packed sequences kept on the device before they are moved to the host together
+# Modules that only move or drop data: never probed for spikes, never reported as uncounted.
+_PASS_THROUGH = (nn.Identity, nn.Flatten, nn.Unflatten, nn.modules.dropout._DropoutNd)
 
 _PROFILED_MODULES: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()
 
@@ -69,7 +75,7 @@ class _Call:
     lead: tuple
     counts: CallCounts
     is_encoding: bool = False
-    input_repeated: bool = False
+    probe: bool = False  # an unknown leaf module's call: a neuron if its output is binary, spiking, from non-binary input
 
 
 @dataclass
@@ -80,8 +86,23 @@ class _Sequence:
     root_batch: int | None = None
     steps: int = 0
     first_encoding_input: torch.Tensor | None = None
+    uncounted: dict = field(default_factory=dict)  # (operation, layer) -> calls
+    uncounted_in_leaves: dict = field(default_factory=dict)  # the same, inside unknown leaf modules
+    counted_leaves: set = field(default_factory=set)  # unknown leaf modules whose own operations were counted
     fired_steps: dict = field(default_factory=dict)  # single-step: neuron layer -> per-neuron firing count
     captures: dict = field(default_factory=lambda: defaultdict(list))
+
+
+@dataclass
+class _Packed:
+    """A closed sequence waiting on the device: its calls and one flat tensor of everything they measured."""
+
+    sequence: "_Sequence"
+    T: int
+    N: int
+    first_image: int
+    flat: torch.Tensor
+    layout: tuple
 
 
 @dataclass
@@ -107,22 +128,34 @@ def _frame(blocks: list[_RowBlock], columns) -> pd.DataFrame:
                          for name, parts in data.items()})
 
 
-class _FunctionalOpCounter(TorchFunctionMode):
-    """Sees every torch function call; hands the arithmetic ones made during a forward to the profiler."""
+class _SharedOpCounter(TorchFunctionMode):
+    """One mode for every active profiler: hands each torch function call made during a profiled forward to the
+    profiler whose forward is running (the innermost one), so that profiling twins does not stack modes."""
 
-    def __init__(self, profiler: "Profiler"):
-        super().__init__()
-        self._profiler = profiler
+    users = 0
+    instance: "_SharedOpCounter | None" = None
+    forwarding: list = []
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        profiler = self._profiler
-        if profiler._in_forward and not profiler._busy:
-            handler = FUNCTIONAL_HANDLERS.get(getattr(func, "__name__", None))
-            if handler is not None:
-                profiler._record_functional(handler, args, kwargs, out)
+        if _SharedOpCounter.forwarding:
+            _SharedOpCounter.forwarding[-1]._record_functional(func, args, kwargs, out)
         return out
+
+    @classmethod
+    def acquire(cls) -> None:
+        if cls.users == 0:
+            cls.instance = cls()
+            cls.instance.__enter__()
+        cls.users += 1
+
+    @classmethod
+    def release(cls) -> None:
+        cls.users -= 1
+        if cls.users == 0 and cls.instance is not None:
+            cls.instance.__exit__(None, None, None)
+            cls.instance = None
 
 
 class Profiler:
@@ -134,14 +167,23 @@ class Profiler:
     ``spike_maps``: qualified names of layers whose spike maps are kept (a neuron's output, a synaptic
     layer's input), one ``[T, ...]`` tensor per image, bool when binary; nothing is kept for other layers.
     ``spike_map_images``: keep spike maps of the first that many images only (None: every image).
-    ``count_functional_ops``: count the element-wise arithmetic of modules' own forward code.
+    ``count_functional_ops``: count the arithmetic and matrix products of modules' own forward code.
+    ``extra_handlers``: counting handlers for more module types (``{type: handler(module, inputs, output,
+    time_major, measure)}``) or torch functions (``{"name": handler(args, kwargs, out, measure)}``), see
+    ``handlers``; they take precedence over the built-in ones.
+
+    Nothing measured leaves the model's device during a forward: each sequence's measurements are packed into
+    one device tensor when it ends, and all packed sequences move to the host in one transfer when the rows are
+    asked for (``records()``, ``neuron_extremes()``, ``uncounted()``) or when 64 of them wait.
 
     Raises NoSynapticLayerError on entry for a model without synaptic layer, ProfilerStateError when entered
     while active or when another profiler is attached to the same model, ValueError for unknown layer names.
+    An error inside the profiler's own hooks is raised as ProfilerInternalError (not a ValueError).
     """
 
     def __init__(self, model: nn.Module, *, step_mode: str = "auto", encoding_layer: str | None = None,
-                 spike_maps=(), spike_map_images: int | None = None, count_functional_ops: bool = True):
+                 spike_maps=(), spike_map_images: int | None = None, count_functional_ops: bool = True,
+                 extra_handlers: dict | None = None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if step_mode not in STEP_MODES:
@@ -151,6 +193,15 @@ class Profiler:
         unknown = [name for name in (*spike_maps, *([encoding_layer] if encoding_layer else [])) if name not in names]
         if unknown:
             raise ValueError(f"spike_maps / encoding_layer name no module of {type(model).__name__}: {unknown}")
+        extra_handlers = dict(extra_handlers or {})
+        wrong = [key for key, value in extra_handlers.items()
+                 if not (isinstance(key, (type, str)) and callable(value))]
+        if wrong:
+            raise ValueError(f"extra_handlers: keys must be module types or torch function names and values "
+                             f"callables; wrong entries for {wrong}")
+        self.module_handlers = {k: v for k, v in extra_handlers.items() if isinstance(k, type)}
+        self.functional_handlers = {**FUNCTIONAL_HANDLERS,
+                                    **{k: v for k, v in extra_handlers.items() if isinstance(k, str)}}
         self.requested_step_mode = step_mode
         self.encoding_layer = encoding_layer
         self.spike_map_layers = tuple(spike_maps)
@@ -163,17 +214,18 @@ class Profiler:
         self.timesteps: int | None = None
         self._record_blocks: list[_RowBlock] = []
         self._extreme_blocks: list[_RowBlock] = []
+        self._uncounted: dict[tuple, int] = {}
+        self._pending: list[_Packed] = []
         self._order: dict[tuple, int] = {}
         self._active = False
-        self._busy = False
         self._in_forward = False
         self._owners: list[_LayerSpec] = []
-        self._summaries: dict[tuple, tuple] = {}
+        self._stats: dict[tuple, tuple] = {}
         self._sequence: _Sequence | None = None
         self._reset_seen = False
         self._handles: list = []
         self._patched_resets: list = []
-        self._mode: _FunctionalOpCounter | None = None
+        self._uses_mode = False
         self.step_mode: str | None = None
 
     # ---- context management -------------------------------------------------------------------------------
@@ -187,10 +239,11 @@ class Profiler:
             )
         specs = {}
         for name, module in modules:
-            handler = module_handler(module)
+            handler = self._module_handler(module)
             specs[module] = _LayerSpec(
                 name=name or ROOT_NAME, module_type=type(module).__name__, handler=handler,
-                probe=handler is None and next(module.children(), None) is None,
+                probe=handler is None and next(module.children(), None) is None
+                and not isinstance(module, _PASS_THROUGH),
             )
         if not any(spec.handler in SYNAPTIC_HANDLERS for spec in specs.values()):
             raise NoSynapticLayerError(
@@ -205,8 +258,8 @@ class Profiler:
             if self.step_mode == "s":
                 self._watch_resets()
             if self.count_functional_ops:
-                self._mode = _FunctionalOpCounter(self)
-                self._mode.__enter__()
+                _SharedOpCounter.acquire()
+                self._uses_mode = True
         except BaseException:
             self._detach()
             raise
@@ -228,10 +281,18 @@ class Profiler:
             self._in_forward = False
             self._owners.clear()
 
+    def _module_handler(self, module: nn.Module):
+        for cls in type(module).__mro__:
+            if cls in self.module_handlers:
+                return self.module_handlers[cls]
+        return module_handler(module)
+
     def _detach(self) -> None:
-        if self._mode is not None:
-            self._mode.__exit__(None, None, None)
-            self._mode = None
+        if self in _SharedOpCounter.forwarding:
+            _SharedOpCounter.forwarding.remove(self)
+        if self._uses_mode:
+            self._uses_mode = False
+            _SharedOpCounter.release()
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
@@ -250,6 +311,8 @@ class Profiler:
             return "m"
         if any(callable(getattr(m, "reset", None)) and hasattr(m, "step_mode") for m in modules):
             return "s"
+        if any(callable(getattr(m, "reset_mem", None)) for m in modules):
+            return "s"  # snnTorch neurons keep their membrane between calls: one call per timestep
         return "m"
 
     def _watch_resets(self) -> None:
@@ -270,24 +333,27 @@ class Profiler:
     # ---- hooks ----------------------------------------------------------------------------------------------
     def _pre_hook(self, spec: _LayerSpec, is_root: bool):
         def hook(module, args):
-            if is_root:
-                self._begin_forward(args)
-            self._owners.append(spec)
-            sequence = self._sequence
-            if sequence is not None and sequence.T is None and getattr(module, "step_mode", None) == "m":
-                x = first_tensor(args)
-                if x is not None and x.dim() >= 2:
-                    sequence.T, sequence.N = int(x.shape[0]), int(x.shape[1])
+            with torch._C.DisableTorchFunction(), _internal(spec):
+                if is_root:
+                    self._begin_forward(args)
+                self._owners.append(spec)
+                sequence = self._sequence
+                if sequence is not None and sequence.T is None and getattr(module, "step_mode", None) == "m":
+                    x = first_tensor(args)
+                    if x is not None and x.dim() >= 2:
+                        sequence.T, sequence.N = int(x.shape[0]), int(x.shape[1])
         return hook
 
     def _post_hook(self, spec: _LayerSpec, is_root: bool):
         def hook(module, args, output):
-            if (spec.handler is not None or spec.probe) and self._sequence is not None:
-                self._count_module(spec, module, args, output)
-            if self._owners and self._owners[-1] is spec:
-                self._owners.pop()
-            if is_root:
-                self._end_forward()
+            with torch._C.DisableTorchFunction(), _internal(spec):
+                if (spec.handler is not None or spec.probe) and self._sequence is not None:
+                    with torch.no_grad():
+                        self._count_module(spec, module, args, output)
+                if self._owners and self._owners[-1] is spec:
+                    self._owners.pop()
+                if is_root:
+                    self._end_forward()
         return hook
 
     def _begin_forward(self, args) -> None:
@@ -304,9 +370,15 @@ class Profiler:
             self._sequence.root_batch = int(x.shape[0]) if x.dim() else 1
         self._sequence.steps += 1
         self._in_forward = True
+        if self in _SharedOpCounter.forwarding:
+            _SharedOpCounter.forwarding.remove(self)
+        _SharedOpCounter.forwarding.append(self)
 
     def _end_forward(self) -> None:
         self._in_forward = False
+        if self in _SharedOpCounter.forwarding:
+            _SharedOpCounter.forwarding.remove(self)
+        self._stats.clear()
         if self.step_mode == "m":
             self._close_sequence()
 
@@ -325,72 +397,85 @@ class Profiler:
         if x is None or y is None:
             return
         time_major = getattr(module, "step_mode", None) == "m" and x.dim() >= 2
-        self._busy = True
-        try:
-            with torch.no_grad():
-                if spec.handler is None:
-                    if value_kind(y) != BINARY or not float(y.sum()) > 0 or value_kind(x) == BINARY:
-                        return  # not a spike generator: no binary output with spikes, or it passes spikes on
-                    counts = neuron_counts(module, args, output, time_major, self._describe)
-                else:
-                    counts = spec.handler(module, args, output, time_major, self._describe)
-                lead_tensor = y if counts.role == NEURON else x
-                call = _Call(
-                    spec.name, counts.role, spec.module_type, self._order_of(spec.name, counts.role),
-                    self._current_step(), time_major, False, tuple(lead_tensor.shape[:2]), counts,
-                )
-                if counts.role == SYNAPTIC:
-                    self._mark_encoding(call, x, time_major)
-                if counts.role == NEURON and not time_major and self.step_mode == "s":
-                    fired = self._sequence.fired_steps
-                    fired[spec.name] = fired.get(spec.name, 0) + (y != 0).to(torch.int32)
-                if spec.name in self.spike_maps and self._keeps_spike_maps():
-                    kept = y if counts.role != SYNAPTIC else x
-                    kind = counts.output_kind if counts.role == NEURON else counts.input_kind
-                    kept = kept.detach().to("cpu", torch.bool if kind == BINARY else torch.float32, copy=True)
-                    self._sequence.captures[spec.name].append((time_major, kept))
-                self._sequence.calls.append(call)
-        finally:
-            self._busy = False
+        probe = spec.handler is None
+        if probe:
+            counts = neuron_counts(module, args, output, time_major, self._measure)
+            rows = x.shape[0] * x.shape[1] if time_major else (x.shape[0] if x.dim() else 1)
+            counts.operands = (Operand(self._measure(x, rows)[0], 0),)
+        else:
+            counts = spec.handler(module, args, output, time_major, self._measure)
+        lead_tensor = y if counts.role == NEURON else x
+        call = _Call(
+            spec.name, counts.role, spec.module_type, self._order_of(spec.name, counts.role),
+            self._current_step(), time_major, False, tuple(lead_tensor.shape[:2]), counts, probe=probe,
+        )
+        if counts.role == SYNAPTIC:
+            self._mark_encoding(call, x, time_major)
+        if counts.role == NEURON and not time_major and self.step_mode == "s":
+            fired = self._sequence.fired_steps
+            fired[spec.name] = fired.get(spec.name, 0) + (y != 0).to(torch.int32)
+        if spec.name in self.spike_maps and self._keeps_spike_maps():
+            kept = y if counts.role != SYNAPTIC else x
+            self._sequence.captures[spec.name].append((time_major, kept.detach().clone()))
+        self._sequence.calls.append(call)
 
-    def _describe(self, tensor: torch.Tensor, sample_dims: int) -> TensorSummary:
-        """``tensor_stats.describe``, remembered for the last tensors seen: a neuron's spikes are checked once,
-        not again as the next synaptic layer's input (unless modified in place in between)."""
-        key = (id(tensor), sample_dims)
+    def _measure(self, tensor: torch.Tensor, rows: int, weights: torch.Tensor | None = None,
+                 width: int | None = None, accumulates: bool = False) -> tuple[TensorStats, torch.Tensor | None]:
+        """``tensor_stats.measure``, its statistics remembered during a forward: a neuron's spikes are measured
+        once, not again as the next synaptic layer's input (unless modified in place in between)."""
+        key = (id(tensor), rows)
         version = _version_of(tensor)
-        entry = self._summaries.get(key)
+        entry = self._stats.get(key)
         if entry is not None and entry[0]() is tensor and entry[1] == version:
-            return entry[2]
-        summary = describe(tensor, sample_dims)
-        if len(self._summaries) >= 16:
-            self._summaries.clear()
-        self._summaries[key] = (weakref.ref(tensor), version, summary)
-        return summary
+            summed = measure(tensor, rows, weights, width, stats=False, accumulates=True)[1] if accumulates else None
+            return entry[2], summed
+        stats, summed = measure(tensor, rows, weights, width, accumulates=accumulates)
+        if len(self._stats) >= 16:
+            self._stats.clear()
+        self._stats[key] = (weakref.ref(tensor), version, stats)
+        return stats, summed
 
-    def _record_functional(self, handler, args, kwargs, out) -> None:
+    def _record_functional(self, func, args, kwargs, out) -> None:
+        """Count (or name as uncounted) one torch function call seen during a forward in a module's own code."""
         if not self._owners or self._sequence is None:
             return
         owner = self._owners[-1]
-        result = out[0] if isinstance(out, (tuple, list)) else out
-        if owner.handler is not None or not isinstance(result, torch.Tensor):
+        if owner.handler is not None:
             return  # arithmetic inside a counted layer (a neuron's dynamics, a pooling window) is its own
-        self._busy = True
-        try:
-            counts = handler(args, kwargs, result)
-        finally:
-            self._busy = False
-        if counts is None:
+        name = getattr(func, "__name__", None) or repr(func)
+        handler = self.functional_handlers.get(name)
+        if handler is None:
+            if name not in NO_ARITHMETIC:
+                self._name_uncounted(name, owner)
             return
-        self._sequence.calls.append(_Call(
-            owner.name, ELEMENTWISE, owner.module_type, self._order_of(owner.name, ELEMENTWISE),
-            self._current_step(), False, True, tuple(result.shape[:2]), counts,
-        ))
+        result = out[0] if isinstance(out, (tuple, list)) and out else out
+        if not isinstance(result, torch.Tensor):
+            return
+        with torch._C.DisableTorchFunction(), _internal(owner), torch.no_grad():
+            counts = handler(args, kwargs, result, self._measure)
+            if counts is None:
+                self._name_uncounted(name, owner)
+                return
+            self._sequence.counted_leaves.add(owner.name)
+            for one in counts if isinstance(counts, list) else (counts,):
+                self._sequence.calls.append(_Call(
+                    owner.name, one.role, owner.module_type, self._order_of(owner.name, one.role),
+                    self._current_step(), False, True, tuple(result.shape[:2]), one,
+                ))
+
+    def _name_uncounted(self, name: str, owner: _LayerSpec) -> None:
+        # inside an unknown leaf module, its operations are named only if the module is counted otherwise (else
+        # the module itself is named, or it is a neuron and they are its dynamics)
+        table = self._sequence.uncounted_in_leaves if owner.probe else self._sequence.uncounted
+        key = (name, owner.name)
+        table[key] = table.get(key, 0) + 1
 
     def _order_of(self, layer: str, role: str) -> int:
         return self._order.setdefault((layer, role), len(self._order))
 
     def _mark_encoding(self, call: _Call, x: torch.Tensor, time_major: bool) -> None:
-        """Flag the encoding layer's calls, and whether its input is the same at every timestep."""
+        """Flag the encoding layer's calls, and measure (on the device) whether its input is the same at every
+        timestep."""
         if self.encoding_layer is None:
             self.encoding_layer = call.layer
         if call.layer != self.encoding_layer:
@@ -401,84 +486,128 @@ class Profiler:
                 and x.shape[0] == sequence.T * sequence.N:
             x, time_major = x.unflatten(0, (sequence.T, sequence.N)), True
         if time_major:
-            call.input_repeated = x.shape[0] > 1 and all(torch.equal(x[0], x[t]) for t in range(1, x.shape[0]))
+            call.counts.repeated = (x[1:] == x[:1]).all() if x.shape[0] > 1 else torch.zeros(
+                (), dtype=torch.bool, device=x.device)
         elif self.step_mode == "s":
             if sequence.first_encoding_input is None:
                 sequence.first_encoding_input = x.detach().clone()
-                call.input_repeated = True
+                call.counts.repeated = torch.ones((), dtype=torch.bool, device=x.device)
             else:
                 first = sequence.first_encoding_input
-                call.input_repeated = first.shape == x.shape and torch.equal(first, x)
+                call.counts.repeated = (first == x).all() if first.shape == x.shape else torch.zeros(
+                    (), dtype=torch.bool, device=x.device)
 
     # ---- sequences -> rows ------------------------------------------------------------------------------------
     def _close_sequence(self) -> None:
-        """Turn the finished sequence's calls into per-image rows, and forget the calls."""
+        """Pack the finished sequence's measurements into one device tensor (no transfer), and forget its calls'
+        tensors; every 64 packed sequences, move them to the host."""
         sequence, self._sequence = self._sequence, None
-        self._summaries.clear()
-        if sequence is None or not sequence.calls:
+        self._stats.clear()
+        if sequence is None or not (sequence.calls or sequence.uncounted or sequence.uncounted_in_leaves):
             return
         N = sequence.N or sequence.root_batch or 1
-        if self.step_mode == "s":
-            T = sequence.steps
-            repeated = T > 1 and all(c.input_repeated for c in sequence.calls if c.is_encoding)
-            for call in sequence.calls:
-                if call.is_encoding:
-                    call.input_repeated = repeated
-        else:
-            T = sequence.T or 1
+        T = sequence.steps if self.step_mode == "s" else (sequence.T or 1)
         self.timesteps = T
+        extras = {}
+        for layer, fired in sequence.fired_steps.items():
+            per_image = fired.reshape(fired.shape[0], -1) if fired.dim() else fired.reshape(1, 1)
+            if per_image.shape[0] == N:
+                extras[f"dead:{layer}"] = (per_image == 0).sum(1)
+                extras[f"saturated:{layer}"] = (per_image == T).sum(1)
+                extras[f"neurons:{layer}"] = torch.full((1,), per_image.shape[1], device=per_image.device)
+        with torch._C.DisableTorchFunction(), torch.no_grad():
+            flat, layout = pack([call.counts for call in sequence.calls], extras)
+        sequence.fired_steps = {}
+        self._pending.append(_Packed(sequence, T, N, self.images, flat, layout))
+        self.images += N
+        if len(self._pending) >= _PENDING_LIMIT:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Move every packed sequence to the host in one transfer and turn each into per-image rows."""
+        pending, self._pending = self._pending, []
+        for packed, values in zip(pending, to_host([p.flat for p in pending])):
+            self._rows_of(packed, values)
+
+    def _rows_of(self, packed: _Packed, values) -> None:
+        sequence, T, N = packed.sequence, packed.T, packed.N
+        resolved, extras = resolve([call.counts for call in sequence.calls], values, packed.layout)
+        for call, counts in zip(sequence.calls, resolved):
+            call.counts = counts
+        neuron_probes = {call.layer for call in sequence.calls if call.probe and _is_spike_generator(call.counts)}
+        calls = []
+        for call in sequence.calls:
+            if call.probe and call.layer not in neuron_probes:
+                if call.layer not in sequence.counted_leaves:
+                    key = (call.module_type, call.layer)
+                    sequence.uncounted[key] = sequence.uncounted.get(key, 0) + 1
+                continue
+            if call.functional and call.layer in neuron_probes:
+                continue  # a neuron's own dynamics
+            calls.append(call)
+        for (operation, layer), number in sequence.uncounted_in_leaves.items():
+            if layer in sequence.counted_leaves and layer not in neuron_probes:
+                sequence.uncounted[(operation, layer)] = number
+        for key, number in sequence.uncounted.items():
+            self._uncounted[key] = self._uncounted.get(key, 0) + number
+        if self.step_mode == "s":
+            encoding = [c.counts.repeated for c in calls if c.is_encoding and c.counts.repeated is not None]
+            repeated = T > 1 and bool(encoding) and all(encoding)
         rows: dict[tuple, dict] = {}
         extremes: dict[str, list] = defaultdict(lambda: [np.zeros(N), np.zeros(N), 0])
-        for call in sequence.calls:
-            for timestep, values in self._per_image(call, T, N).items():
+        for call in calls:
+            counts = call.counts
+            call_repeated = repeated if self.step_mode == "s" and call.is_encoding else bool(counts.repeated)
+            for timestep, values_of in self._per_image(call, T, N).items():
                 key = (call.layer, call.role, call.module_type, timestep)
                 row = rows.get(key)
                 if row is None:
                     row = rows[key] = dict.fromkeys(_ADDITIVE, 0.0)
                     row.update(order=call.order, input_kind="", is_encoding=call.is_encoding,
-                               input_repeated=call.input_repeated)
-                for name, value in values.items():
+                               input_repeated=call_repeated)
+                for name, value in values_of.items():
                     row[name] = row[name] + value
-                row["input_kind"] = most_general_kind((row["input_kind"], call.counts.input_kind))
-            if call.counts.dead is not None and call.counts.dead.numel() == N:
+                row["input_kind"] = most_general_kind((row["input_kind"], counts.input_kind))
+            if counts.dead is not None and counts.dead.size == N:
                 entry = extremes[call.layer]
-                entry[0] += call.counts.dead.double().cpu().numpy()
-                entry[1] += call.counts.saturated.double().cpu().numpy()
-                entry[2] += call.counts.neurons
-        for layer, fired in sequence.fired_steps.items():
-            per_image = fired.reshape(fired.shape[0], -1) if fired.dim() else fired.reshape(1, 1)
-            if per_image.shape[0] == N:
-                extremes[layer] = [
-                    (per_image == 0).sum(1).double().cpu().numpy(),
-                    (per_image == T).sum(1).double().cpu().numpy(),
-                    per_image.shape[1],
-                ]
-        images = np.arange(self.images, self.images + N)
-        labels = dict(zip(_LABELS[:4], map(list, zip(*rows))))
-        for name in _LABELS[4:]:
-            labels[name] = [row[name] for row in rows.values()]
-        values = {name: np.empty((len(rows), N)) for name in _ADDITIVE}
-        for i, row in enumerate(rows.values()):
-            for name in _ADDITIVE:
-                values[name][i] = row[name]
-        self._record_blocks.append(_RowBlock(images, labels, values))
+                entry[0] += counts.dead
+                entry[1] += counts.saturated
+                entry[2] += counts.neurons
+        for name, value in extras.items():
+            kind, layer = name.split(":", 1)
+            if kind == "dead":
+                extremes[layer] = [value, extras[f"saturated:{layer}"], float(extras[f"neurons:{layer}"][0])]
+        images = np.arange(packed.first_image, packed.first_image + N)
+        if rows:
+            labels = dict(zip(_LABELS[:4], map(list, zip(*rows))))
+            for name in _LABELS[4:]:
+                labels[name] = [row[name] for row in rows.values()]
+            values = {name: np.empty((len(rows), N)) for name in _ADDITIVE}
+            for i, row in enumerate(rows.values()):
+                for name in _ADDITIVE:
+                    values[name][i] = row[name]
+            self._record_blocks.append(_RowBlock(images, labels, values))
         if extremes:
             self._extreme_blocks.append(_RowBlock(images, {"layer": list(extremes)}, {
                 name: np.array([np.broadcast_to(entry[i], (N,)) for entry in extremes.values()], dtype=float)
                 for i, name in enumerate(("dead_neurons", "saturated_neurons", "neurons"))
             }))
-        wanted = N if self.spike_map_images is None else max(0, self.spike_map_images - self.images)
+        wanted = N if self.spike_map_images is None else max(0, self.spike_map_images - packed.first_image)
+        binary_layers = {call.layer for call in calls if call.layer in sequence.captures and (
+            call.counts.output_kind if call.role == NEURON else call.counts.input_kind) == BINARY}
         for layer, captured in sequence.captures.items():
+            dtype = torch.bool if layer in binary_layers else torch.float32
+            captured = [(time_major, tensor.to("cpu", dtype)) for time_major, tensor in captured]
             self.spike_maps[layer].extend(_spike_maps_per_image(captured, T, N)[:wanted])
-        self.images += N
 
     def _keeps_spike_maps(self) -> bool:
         """Whether the sequence being recorded still has images whose spike maps are wanted."""
-        return self.spike_map_images is None or self.images < self.spike_map_images
+        wanted = self.spike_map_images
+        return wanted is None or self.images < wanted
 
     @staticmethod
     def _per_image(call: _Call, T: int, N: int) -> dict[int, dict]:
-        """Split one call's counts per image, keyed by timestep (-1: not split by time).
+        """Split one call's resolved counts per image, keyed by timestep (-1: not split by time).
 
         Each value maps a count name to a number (the same for every image: dense counts) or an ``[N]`` array.
         """
@@ -500,9 +629,8 @@ class Profiler:
         }
         measured = {}
         for name in ("input_nonzero", "sops", "spikes"):
-            tensor = getattr(counts, name)
-            if tensor is not None:
-                values = tensor.double().cpu().numpy()
+            values = getattr(counts, name)
+            if values is not None:
                 measured[name] = (values.reshape(steps, N) if steps and values.size == rows
                                   else np.full((steps or 1, N), values.sum() / rows))
         if not timed:
@@ -518,7 +646,10 @@ class Profiler:
         ``input_elements`` / ``input_nonzero`` (a synaptic layer's input size and nonzero entries), ``neurons`` /
         ``spikes`` (a neuron layer's size and emitted spikes, summed over the calls of that timestep).
         """
+        self._flush()
         frame = _frame(self._record_blocks, RECORD_COLUMNS)
+        # calls order of the rows' (layer, role): unknown leaf modules that were not neurons leave no gap
+        frame["order"] = frame["order"].rank(method="dense") - 1 if len(frame) else frame["order"]
         for name in ("image", "timestep", "order"):
             frame[name] = frame[name].astype(np.int64)
         for name in ("is_encoding", "input_repeated"):
@@ -528,14 +659,46 @@ class Profiler:
     def neuron_extremes(self) -> pd.DataFrame:
         """Return one row per (image, neuron layer): ``neurons`` per timestep, ``dead_neurons`` (never fired over
         the image's timesteps) and ``saturated_neurons`` (fired at every timestep)."""
+        self._flush()
         frame = _frame(self._extreme_blocks, ("image", "layer", "neurons", "dead_neurons", "saturated_neurons"))
         frame["image"] = frame["image"].astype(np.int64)
         return frame
+
+    def uncounted(self) -> pd.DataFrame:
+        """Return one row per (operation or module type, layer) that ran and was not counted, with its calls:
+        torch functions with arithmetic but no handler written in a module's own code (``softmax``, ``exp``...)
+        and leaf modules without handler that are not spike generators (``ReLU``, ``LayerNorm``...)."""
+        self._flush()
+        rows = [(operation, layer, calls) for (operation, layer), calls in self._uncounted.items()]
+        return pd.DataFrame(rows, columns=list(UNCOUNTED_COLUMNS)).astype({"calls": np.int64})
 
     @property
     def active_layer(self) -> str | None:
         """Qualified name of the innermost module running now (after an error: the one that raised), or None."""
         return self._owners[-1].name if self._owners else None
+
+
+def _is_spike_generator(counts) -> bool:
+    """Whether an unknown leaf module's call behaved as a neuron: binary output with spikes, non-binary input."""
+    return counts.output_kind == BINARY and counts.spikes is not None and counts.spikes.sum() > 0 \
+        and counts.input_kind != BINARY
+
+
+class _internal:
+    """Context manager: an exception raised by the profiler's own code becomes ProfilerInternalError."""
+
+    def __init__(self, spec: _LayerSpec):
+        self.spec = spec
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None or issubclass(exc_type, (ProfilerInternalError, KeyboardInterrupt, SystemExit)):
+            return False
+        raise ProfilerInternalError(
+            f"snn_energy's profiler failed while counting layer '{self.spec.name}' ({self.spec.module_type}): "
+            f"{exc_type.__name__}: {exc}") from exc
 
 
 def _version_of(tensor: torch.Tensor) -> int | None:

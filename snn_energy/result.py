@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 # Tables written in every format; the long per-image tables go to CSV only (they grow with the data set).
-SUMMARY_TABLES = ("summary", "layers", "timesteps", "images", "sensitivity")
+SUMMARY_TABLES = ("summary", "layers", "timesteps", "images", "sensitivity", "uncounted")
 LONG_TABLES = ("records", "neuron_extremes")
 FORMATS = ("csv", "json", "md", "html")
 
@@ -28,6 +28,7 @@ class ProfileResult:
       saturated neurons per image and neuron layer.
     - ``spike_maps``: layer name -> one ``[T, ...]`` tensor per image, for the layers asked for.
     - ``ann_records``: the raw rows of each ANN twin that was profiled alongside (``"same_T"``, ``"T1"``).
+    - ``uncounted``: one row per (operation or module type, layer) that ran and was not counted, with its calls.
     - ``settings``: the options and constants used (JSON-friendly).
     """
 
@@ -41,6 +42,7 @@ class ProfileResult:
     settings: dict
     spike_maps: dict = field(default_factory=dict)
     ann_records: dict = field(default_factory=dict)
+    uncounted: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["operation", "layer", "calls"]))
 
     def selected_summary(self) -> pd.Series:
         """Return the summary row of the accounting selected for ``energy_pJ``."""

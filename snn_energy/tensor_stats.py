@@ -1,14 +1,15 @@
-"""What a tensor holds, checked at run time: binary spikes, integer values or real values, and its nonzero counts.
+"""What a tensor holds, measured on its device: binary spikes, integer values or real values, and nonzero counts.
 
-The checks are exact (every element is looked at whenever the answer could be "binary" or "integer") and use
-only cheap element-wise passes (min/max, fractional parts, float sums) over chunks of about a million elements,
-so that they never allocate a copy of a whole activation; a first sample of elements usually proves a tensor
-real-valued without a full pass.
+``measure(x, rows)`` returns a ``TensorStats`` of device tensors (no host synchronisation): the smallest and
+largest element, the sum of the absolute fractional parts (zero exactly when every element is a whole number;
+NaN and inf make it non-zero), and the nonzero elements per row. The kind is decided on the host from the three
+scalars (``kind_of``), once per sequence, when the profiler moves everything it measured in one transfer.
+The checks are exact: every element is looked at, and the sums involved are of nonnegative terms (a sum of
+nonnegative numbers is zero exactly when each is) or of whole numbers below 2**24 in float32 (float64 beyond).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import prod
 
 import torch
 
@@ -17,9 +18,7 @@ INTEGER = "integer"  # every element is a whole number, some not in {0, 1} (e.g.
 REAL = "real"  # anything else
 KINDS = (BINARY, INTEGER, REAL)
 
-_SAMPLE_SIZE = 4096
-_CHUNK_ELEMENTS = 1 << 20  # temporaries of the checks stay this small
-_EXACT_FLOAT32 = 2 ** 24  # whole numbers up to this are exact in float32 sums
+EXACT_FLOAT32 = 2 ** 24  # whole numbers up to this are exact in float32 sums
 
 
 def most_general_kind(kinds) -> str:
@@ -28,102 +27,110 @@ def most_general_kind(kinds) -> str:
     return next((kind for kind in reversed(KINDS) if kind in present), "")
 
 
+def kind_of(low: float, high: float, fraction: float) -> str:
+    """Return the kind of a tensor from its measured minimum, maximum and summed absolute fractional parts."""
+    if not fraction == 0.0:  # NaN included
+        return REAL
+    return BINARY if low >= 0 and high <= 1 else INTEGER
+
+
 @dataclass(frozen=True)
-class TensorSummary:
-    """A tensor's kind, its nonzero elements per sample (float64, one per index of its sample axes), and the
-    largest absolute value when it was computed (None for a tensor proved real-valued by its first elements)."""
+class TensorStats:
+    """Device-side measurements of one tensor: ``low``/``high``/``fraction`` (0-dim) and ``nonzero`` ([rows])."""
 
-    kind: str
+    low: torch.Tensor
+    high: torch.Tensor
+    fraction: torch.Tensor
     nonzero: torch.Tensor
-    max_abs: float | None = None
+
+    def scalars(self) -> tuple:
+        return self.low, self.high, self.fraction
 
 
-def _first_elements(x: torch.Tensor) -> torch.Tensor:
-    """Return some leading elements of ``x`` (up to ``_SAMPLE_SIZE``), without copying ``x``."""
-    while x.dim() > 1 and x.numel() > _SAMPLE_SIZE:
-        x = x[0]
-    return x.reshape(-1)[:_SAMPLE_SIZE]
+def row_sum(values: torch.Tensor) -> torch.Tensor:
+    """Return the exact sums of the rows of a 2-D tensor of whole numbers (float32 when exact, else float64)."""
+    return values.sum(1, dtype=torch.float32 if values.shape[1] <= EXACT_FLOAT32 else torch.float64)
 
 
-def _pieces(x: torch.Tensor):
-    """Yield views of ``x`` that together hold each element once, of about ``_CHUNK_ELEMENTS`` each or less."""
-    if x.numel() <= _CHUNK_ELEMENTS or x.dim() == 0:
-        yield x
-    elif x.is_contiguous():
-        yield from x.view(-1).split(_CHUNK_ELEMENTS)
-    elif x.dim() == 1:
-        yield x
-    else:
-        for piece in x.split(max(_CHUNK_ELEMENTS // max(x[0].numel(), 1), 1)):
-            yield from (_pieces(piece[0]) if piece.shape[0] == 1 else (piece,))
+_CHUNK_ELEMENTS = 1 << 20  # temporaries stay this small (or one row), and are reused: no allocation per call
+_scratch: dict = {}
 
 
-def exact_sum(rows: torch.Tensor) -> torch.Tensor:
-    """Return the float64 row sums of a 2-D tensor of small whole numbers, exactly (float32 when that suffices)."""
-    dtype = torch.float32 if rows.shape[1] <= _EXACT_FLOAT32 else torch.float64
-    return rows.sum(1, dtype=dtype).double()
+def _buffers(elements: int, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two reusable flat scratch tensors of at least ``elements`` elements (grown when needed)."""
+    key = (dtype, device)
+    buffers = _scratch.get(key)
+    if buffers is None or buffers[0].numel() < elements:
+        buffers = _scratch[key] = (torch.empty(elements, dtype=dtype, device=device),
+                                   torch.empty(elements, dtype=dtype, device=device))
+    return buffers
 
 
-def _per_sample_sum(x: torch.Tensor, sample_dims: int) -> torch.Tensor:
-    """Return the exact float64 sums of a tensor of small whole numbers per index of its first ``sample_dims`` axes."""
-    dims = tuple(range(sample_dims, x.dim()))
-    if not dims:
-        return x.double().reshape(-1)
-    dtype = torch.float32 if prod(x.shape[sample_dims:]) <= _EXACT_FLOAT32 else torch.float64
-    return x.sum(dims, dtype=dtype).double().reshape(-1)
+def _combine(parts: list, reduce):
+    return parts[0] if len(parts) == 1 else reduce(torch.stack(parts))
 
 
-def _count_nonzero(x: torch.Tensor, sample_dims: int) -> torch.Tensor:
-    """Return the number of nonzero elements per index of the first ``sample_dims`` axes (float64)."""
-    def indicator(t: torch.Tensor) -> torch.Tensor:
-        return torch.sign(t).abs_() if t.is_floating_point() else t.ne(0).to(torch.float32)
+def measure(x: torch.Tensor, rows: int, weights: torch.Tensor | None = None, width: int | None = None,
+            stats: bool = True, accumulates: bool = False) -> tuple[TensorStats | None, torch.Tensor | None]:
+    """Measure ``x`` on its device; return its ``TensorStats`` (nonzero counts per one of ``rows`` leading rows)
+    when ``stats``, and when ``accumulates`` the value-weighted sums per row, float64: the sum of ``|x|``, each
+    element weighted by ``weights[j]`` (``x`` seen as ``[-1, width]`` rows of ``width`` elements) when given.
 
-    if not x.is_contiguous():
-        return _per_sample_sum(indicator(x), sample_dims)
-    rows = x.reshape(prod(x.shape[:sample_dims]) if x.dim() >= sample_dims else 1, -1)
-    total = torch.zeros(rows.shape[0], dtype=torch.float64, device=rows.device)
-    for chunk in rows.split(max(_CHUNK_ELEMENTS // max(rows.shape[0], 1), 1), dim=1):
-        total += exact_sum(indicator(chunk))
-    return total
-
-
-def _has_fraction(x: torch.Tensor, nonnegative: bool = False) -> bool:
-    """Return True when some element of the float tensor ``x`` is not a whole number (NaN and inf included).
-
-    A sum of nonnegative terms is zero exactly when every term is: one float sum per piece, no comparison pass.
+    Chunks of about a million elements (or one ``width`` row) go through two reusable scratch buffers, so that a
+    call allocates nothing large. The weighted sums are exact while each row's sum stays below 2**24 in float32
+    (``weights.dtype`` float64 computes in float64).
     """
-    for piece in _pieces(x):
-        fractions = piece.frac()
-        if not float((fractions if nonnegative else fractions.abs_()).sum()) == 0.0:
-            return True
-    return False
-
-
-def _kind_and_range(x: torch.Tensor) -> tuple[str, float | None]:
-    """Return the kind of ``x`` and its largest absolute value (None when its first elements proved it real)."""
-    if x.dtype == torch.bool:
-        return BINARY, 1.0
     if x.is_complex():
-        return REAL, None
-    if x.is_floating_point() and _has_fraction(_first_elements(x)):
-        return REAL, None
-    low, high = (float(v) for v in torch.aminmax(x)) if x.numel() else (0.0, 0.0)
-    max_abs = max(abs(low), abs(high))
-    if x.is_floating_point() and _has_fraction(x, nonnegative=low >= 0):
-        return REAL, max_abs
-    return (BINARY if low >= 0 and high <= 1 else INTEGER), max_abs
+        x = x.abs()
+    elif x.dtype == torch.bool or not x.is_floating_point():
+        x = x.to(torch.float32)
+    dtype = torch.float64 if (weights is not None and weights.dtype == torch.float64) or x.dtype == torch.float64 \
+        else torch.float32
+    if weights is not None and weights.dtype != dtype:
+        weights = weights.to(dtype)
+    if x.numel() == 0 or rows == 0:
+        zero = torch.zeros((), device=x.device)
+        empty = torch.zeros(rows, device=x.device)
+        return (TensorStats(zero, zero, zero, empty) if stats else None), (empty.double() if accumulates else None)
+    width = width or x.numel() // rows
+    grid = x.reshape(-1, width)
+    step = max(1, _CHUNK_ELEMENTS // width)
+    first, second = _buffers(min(step, grid.shape[0]) * width, dtype, x.device)
+    lows, highs, fractions, nonzeros, sums = [], [], [], [], []
+    for start in range(0, grid.shape[0], step):
+        piece = grid[start:start + step]
+        size = piece.numel()
+        if dtype == x.dtype:
+            magnitude = torch.abs(piece, out=first[:size].view(piece.shape))
+        else:
+            magnitude = first[:size].view(piece.shape).copy_(piece).abs_()
+        if stats:
+            low, high = torch.aminmax(piece)
+            lows.append(low)
+            highs.append(high)
+            nonzeros.append(row_sum(torch.sign(magnitude, out=second[:size].view(piece.shape))))
+        if accumulates:
+            sums.append(torch.mv(magnitude, weights) if weights is not None else magnitude.sum(1))
+        if stats:
+            fractions.append(magnitude.frac_().sum())
+    per_row = lambda parts: (parts[0] if len(parts) == 1 else torch.cat(parts)).reshape(rows, -1).sum(
+        1, dtype=torch.float64)
+    measured = TensorStats(_combine(lows, torch.min), _combine(highs, torch.max), _combine(fractions, torch.sum),
+                           per_row(nonzeros)) if stats else None
+    return measured, (per_row(sums) if accumulates else None)
+
+
+def describe(x: torch.Tensor, sample_dims: int = 1) -> tuple[str, torch.Tensor]:
+    """Return the kind of ``x`` and its nonzero count per index of its first ``sample_dims`` dimensions
+    (float64, on the CPU). A convenience for one tensor: it synchronises with the device."""
+    rows = 1
+    for size in x.shape[:sample_dims]:
+        rows *= size
+    stats, _ = measure(x.reshape(1) if x.dim() == 0 else x, max(rows, 1))
+    low, high, fraction = (float(v) for v in torch.stack(stats.scalars()).double().cpu())
+    return kind_of(low, high, fraction), stats.nonzero.double().cpu()
 
 
 def value_kind(x: torch.Tensor) -> str:
-    """Return BINARY, INTEGER or REAL for the values of the whole tensor ``x``."""
-    return _kind_and_range(x)[0]
-
-
-def describe(x: torch.Tensor, sample_dims: int = 1) -> TensorSummary:
-    """Return the kind of ``x`` (BINARY, INTEGER or REAL, for the whole tensor) and its nonzero count per index
-    of its first ``sample_dims`` dimensions (flattened: ``[N]``, or ``[T * N]`` for ``sample_dims=2``)."""
-    kind, max_abs = _kind_and_range(x)
-    if kind == BINARY and x.is_floating_point():
-        # the sum of 0/1 values is their nonzero count
-        return TensorSummary(kind, _per_sample_sum(x, sample_dims), max_abs)
-    return TensorSummary(kind, _count_nonzero(x, sample_dims), max_abs)
+    """Return BINARY, INTEGER or REAL for the values of the whole tensor ``x`` (synchronises)."""
+    return describe(x, 0)[0]
