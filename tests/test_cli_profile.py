@@ -14,6 +14,7 @@ import esdnet
 from esdnet.imageio import read_image, write_image
 from esdnet.sample_images import sample_paths, sample_targets_dir
 from snn_energy.cli import main
+from snn_energy.cli.esdnet_profile import batches
 from snn_energy.cli.esdnet_stages import STAGES
 from snn_energy.cli.image_inputs import resize
 from test_plots import assert_real_png, assert_real_svg
@@ -50,9 +51,35 @@ def report(workspace):
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         status = main(["profile", "--ckpt", str(workspace["ckpt"]), "--images", str(workspace["images"]),
-                       "--targets", str(workspace["targets"]), "--out", str(out), "--device", "cpu"])
+                       "--targets", str(workspace["targets"]), "--out", str(out), "--device", "cpu",
+                       "--batch-size", "2"])
     assert status == 0
     return out, printed.getvalue()
+
+
+def test_batch_size_does_not_change_the_layer_table(report, workspace, tmp_path):
+    """The two images profiled as one batch and one by one (streamed, each read as it comes) give the same layers."""
+    out = tmp_path / "one_by_one"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["profile", "--ckpt", str(workspace["ckpt"]), "--images", str(workspace["images"]),
+                     "--targets", str(workspace["targets"]), "--out", str(out), "--device", "cpu",
+                     "--batch-size", "1"]) == 0
+    batched, single = pd.read_csv(report[0] / "layers.csv"), pd.read_csv(out / "layers.csv")
+    pd.testing.assert_frame_equal(batched, single, check_exact=False, rtol=1e-9)
+    assert json.loads((out / "settings.json").read_text())["images"] == 2
+
+
+def test_batches_group_consecutive_images_of_equal_size():
+    small, large = torch.zeros(3, 16, 16), torch.ones(3, 16, 24)
+    shapes = [tuple(b.shape) for b in batches([small, small, small, large, small], 2, torch.device("cpu"))]
+    assert shapes == [(2, 3, 16, 16), (1, 3, 16, 16), (1, 3, 16, 24), (1, 3, 16, 16)]
+
+
+@pytest.mark.parametrize("value", ["0", "two"])
+def test_bad_batch_size(workspace, value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["profile", "--ckpt", str(workspace["ckpt"]), "--batch-size", value])
+    assert exit_info.value.code == 2 and "--batch-size" in capsys.readouterr().err
 
 
 def test_writes_the_report_files(report):
