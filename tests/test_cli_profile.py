@@ -17,6 +17,7 @@ from snn_energy.cli import main
 from snn_energy.cli.esdnet_profile import batches
 from snn_energy.cli.esdnet_stages import STAGES
 from snn_energy.cli.image_inputs import resize
+from snn_energy.cli.progress import progress_bar
 from test_plots import assert_real_png, assert_real_svg
 
 HEIGHT, WIDTH = 32, 40
@@ -265,3 +266,10 @@ def test_resize_keeps_range_and_size():
     resized = resize(image, 24)
     assert resized.shape == (3, 24, 24) and 0.0 <= float(resized.min()) and float(resized.max()) <= 1.0
     assert math.isclose(float(resized.mean()), float(image.mean()), abs_tol=0.02)
+
+
+def test_progress_bar_is_quiet_off_a_terminal(capsys):
+    """Under pytest stderr is no terminal (as in pipes and CI logs): the bar is disabled and prints nothing."""
+    with progress_bar(total=3, desc="profile") as bar:
+        bar.update(2)
+    assert bar.disable and capsys.readouterr().err == ""
