@@ -6,19 +6,22 @@ import warnings
 from collections.abc import Iterable
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn as nn
 from spikingjelly.activation_based import functional
 
 from snn_energy import lemaire, tables
+from snn_energy.aggregate import Aggregate
 from snn_energy.energy import default_sweep_ratios, energy_constants, sensitivity_sweep
 from snn_energy.errors import ModelInputError, ProfilerError, ProfilerInternalError
-from snn_energy.handlers import NEURON, SYNAPTIC, SYNAPTIC_HANDLERS, module_handler
+from snn_energy.handlers import SYNAPTIC_HANDLERS, module_handler
 from snn_energy.recorder import Profiler
 from snn_energy.result import ProfileResult
-from snn_energy.tensor_stats import BINARY
 
 _FORWARD_ERRORS = (RuntimeError, ValueError, AssertionError, IndexError, TypeError)
+DERIVED_SOURCES = {"same_T": "derived: the model's own dense MACs",
+                   "T1": "derived: the model's timestep-0 and untimed rows"}
 
 
 def profile(model: nn.Module, inputs, *, timesteps: int | None = None, step_mode: str = "auto",
@@ -27,11 +30,15 @@ def profile(model: nn.Module, inputs, *, timesteps: int | None = None, step_mode
             fold_batchnorm: bool = False, ann_twin: nn.Module | None = None,
             single_pass_ann: nn.Module | None = None, spike_maps=(), spike_map_images: int | None = None,
             sweep_ratios=None, count_functional_ops: bool = True, extra_handlers: dict | None = None,
-            target_saving: float = tables.DEFAULT_TARGET_SAVING) -> ProfileResult:
+            target_saving: float = tables.DEFAULT_TARGET_SAVING, record_images: int | None = 16,
+            progress=None) -> ProfileResult:
     """Profile ``model`` on ``inputs`` and return its spike, operation and energy tables (energies in pJ).
 
     ``inputs``: one batch (a tensor whose first axis is the images) or an iterable of batches, each a tensor or
-    a sequence whose first element is the model's input (e.g. a DataLoader of (input, target) pairs).
+    a sequence whose first element is the model's input (e.g. a DataLoader of (input, target) pairs). Batches are
+    profiled as they come and folded into running per-layer and per-timestep statistics (``snn_energy.aggregate``),
+    so memory does not grow with the number of images beyond one row per image (``result.images``); the tables do
+    not depend on how the images are split into batches.
     ``timesteps``: None when the model handles time itself (e.g. repeats a static image over T inside);
     T to have the profiler drive time: a multi-step model gets the batch repeated to ``[T, N, ...]``, a
     single-step model is called T times on it. Neuron states are reset (``functional.reset_net``) after every
@@ -46,6 +53,9 @@ def profile(model: nn.Module, inputs, *, timesteps: int | None = None, step_mode
     ``spike_maps``: layer names whose spike maps to keep, of the first ``spike_map_images`` images (None: all). ``sweep_ratios``: E_AC/E_MAC ratios of the sweep.
     ``target_saving``: the saving (a fraction) whose firing rate the summary gives (``rate_for_target_saving``).
     ``extra_handlers``: counting handlers for your own module types or torch functions (see ``Profiler``).
+    ``record_images``: keep the raw rows (``result.records``, ``neuron_extremes``, ``ann_records``) of the first
+    this many images only (None: all; each image has one row per layer, role and timestep).
+    ``progress``: called with the number of images of each batch once it is profiled (e.g. a tqdm bar's update).
 
     Every operation or leaf module that ran and was not counted is listed in ``result.uncounted`` and named in
     one warning. A model in which no spiking neuron ran and no synaptic input was binary (a plain ANN) draws a
@@ -72,15 +82,21 @@ def profile(model: nn.Module, inputs, *, timesteps: int | None = None, step_mode
                 profilers[role] = stack.enter_context(Profiler(
                     twin, step_mode=profilers["snn"].step_mode, count_functional_ops=count_functional_ops,
                     extra_handlers=extra_handlers))
-        batches = 0
+        ann_sources = {reference: "twin" if reference in profilers else DERIVED_SOURCES[reference]
+                       for reference in tables.ANN_REFERENCES}
+        aggregate = Aggregate(options, _geometries(profilers), ann_sources, record_images)
         for batch in _batches(inputs):
-            batches += 1
             for role, profiler in profilers.items():
                 # the single-pass ANN runs one timestep where the profiler drives time for the others
                 _run_batch(profiler, batch, 1 if role == "T1" and timesteps else timesteps)
-    if batches == 0:
+            records, extremes = profilers["snn"].drain()
+            aggregate.add(records, extremes, {role: profiler.drain()[0] for role, profiler in profilers.items()
+                                              if role != "snn"})
+            if progress is not None:
+                progress(len(batch))
+    if profilers["snn"].images == 0:
         raise ValueError("inputs: no batch to profile (an empty iterable was given)")
-    return _result(profilers, options, sweep_ratios)
+    return _result(profilers["snn"], aggregate, options, sweep_ratios)
 
 
 def _batches(inputs) -> Iterable[torch.Tensor]:
@@ -142,26 +158,23 @@ def _input_error_message(profiler: Profiler, batch: torch.Tensor, timesteps: int
     return f"{message}: {err}"
 
 
-def _result(profilers: dict[str, Profiler], options: tables.EnergyOptions, sweep_ratios) -> ProfileResult:
-    snn = profilers["snn"]
-    records, extremes = snn.records(), snn.neuron_extremes()
-    geometry = {"snn": lemaire.layer_geometry(snn.model)}
-    annotated = tables.annotate(records, options, geometry["snn"])
-    ann_records, ann_sources = {}, {}
+def _geometries(profilers: dict[str, Profiler]) -> dict[str, pd.DataFrame]:
+    """Return ``lemaire.layer_geometry`` of the model and of each ANN reference (the model's own without a twin)."""
+    geometry = {"snn": lemaire.layer_geometry(profilers["snn"].model)}
     for reference in tables.ANN_REFERENCES:
-        geometry[reference] = geometry["snn"]
-        if reference in profilers:
-            ann_records[reference], ann_sources[reference] = profilers[reference].records(), "twin"
-            geometry[reference] = lemaire.layer_geometry(profilers[reference].model)
-        elif reference == "same_T":
-            ann_records[reference], ann_sources[reference] = records, "derived: the model's own dense MACs"
-        else:
-            ann_records[reference] = tables.single_pass_rows(records)
-            ann_sources[reference] = "derived: the model's timestep-0 and untimed rows"
-    ann_costs = {ref: tables.ann_costs_per_image(recs, options, geometry[ref]) for ref, recs in ann_records.items()}
-    images = tables.image_table(annotated, ann_costs, options)
+        twin = profilers.get(reference)
+        geometry[reference] = lemaire.layer_geometry(twin.model) if twin is not None else geometry["snn"]
+    return geometry
+
+
+def _result(snn: Profiler, aggregate: Aggregate, options: tables.EnergyOptions, sweep_ratios) -> ProfileResult:
+    ann_sources = aggregate.ann_sources
+    images = aggregate.images()
+    ann_images = {reference: aggregate.ann_images(reference) for reference in ann_sources}
+    ann_costs = {reference: tables.ann_costs_long(frame) for reference, frame in ann_images.items()}
     summary, sweep_totals = tables.summary_table(
-        annotated, images, ann_costs, ann_sources, options, snn.encoding_layer, snn.timesteps)
+        pd.concat(aggregate.image_totals), aggregate.summary_scalars, images, ann_costs, ann_sources, options,
+        snn.encoding_layer, snn.timesteps)
     settings = {
         "model": type(snn.model).__name__, "step_mode": snn.step_mode, "timesteps": snn.timesteps,
         "images": snn.images, "constants": options.constants.name, "e_mac_pJ": options.constants.e_mac_pJ,
@@ -170,7 +183,7 @@ def _result(profilers: dict[str, Profiler], options: tables.EnergyOptions, sweep
         "e_spike_pJ": options.constants.e_spike_pJ, "e_neuron_pJ": options.constants.e_neuron_pJ,
         "constants_source": options.constants.source, "target_saving": options.target_saving,
         "fold_batchnorm": options.fold_batchnorm, "ann_sources": ann_sources,
-        "count_functional_ops": snn.count_functional_ops,
+        "count_functional_ops": snn.count_functional_ops, "record_images": aggregate.record_images,
     }
     uncounted = snn.uncounted()
     if len(uncounted):
@@ -181,31 +194,29 @@ def _result(profilers: dict[str, Profiler], options: tables.EnergyOptions, sweep
                       f"lists them per layer; extra_handlers= counts them): {listed}", stacklevel=3)
     sensitivity = sensitivity_sweep(
         sweep_totals, default_sweep_ratios() if sweep_ratios is None else sweep_ratios, options.constants)
-    settings["spiking"] = _is_spiking(records)
+    settings["spiking"] = aggregate.spiking
     if not settings["spiking"]:
         warnings.warn(f"{type(snn.model).__name__} is not spiking: no spiking neuron ran and no synaptic input was "
                       "binary, so its savings against an ANN are not applicable (NaN); its MACs are reported",
                       stacklevel=3)
         for table in (summary, images, sensitivity):
             table.loc[:, [c for c in table.columns if "saving" in c]] = np.nan
+    twins = [reference for reference, source in ann_sources.items() if source == "twin"]
+    macs = {reference: tables.synaptic_macs_per_layer(aggregate.ann_macs[reference]) for reference in ann_sources}
     return ProfileResult(
         summary=summary,
-        layers=tables.layer_table(
-            annotated, extremes, options,
-            tables.synaptic_macs_per_layer(ann_records["T1"]), tables.synaptic_macs_per_layer(ann_records["same_T"])),
-        timesteps=tables.timestep_table(annotated),
+        layers=tables.layer_table(aggregate.layer_stats, aggregate.layer_meta, aggregate.extreme_stats, options,
+                                  macs["T1"], macs["same_T"]),
+        timesteps=tables.timestep_table(aggregate.timestep_stats, aggregate.timestep_meta),
         images=images,
         sensitivity=sensitivity,
-        records=annotated,
-        neuron_extremes=extremes,
+        records=aggregate.records(),
+        neuron_extremes=aggregate.extremes(),
         settings=settings,
         spike_maps={name: maps for name, maps in snn.spike_maps.items() if maps},
-        ann_records={ref: ann_records[ref] for ref, source in ann_sources.items() if source == "twin"},
+        ann_records={reference: aggregate.ann_records(reference) for reference in twins},
+        ann_layers={reference: tables.ann_layer_table(aggregate.ann_layer_stats[reference], snn.images)
+                    for reference in twins},
+        ann_images={reference: ann_images[reference] for reference in twins},
         uncounted=uncounted,
     )
-
-
-def _is_spiking(records) -> bool:
-    """Whether a spiking neuron ran or a synaptic input was binary (else the model is an ANN)."""
-    synaptic = records["role"] == SYNAPTIC
-    return bool((records["role"] == NEURON).any() or (records.loc[synaptic, "input_kind"] == BINARY).any())

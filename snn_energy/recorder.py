@@ -647,9 +647,24 @@ class Profiler:
         ``spikes`` (a neuron layer's size and emitted spikes, summed over the calls of that timestep).
         """
         self._flush()
-        frame = _frame(self._record_blocks, RECORD_COLUMNS)
+        frame = self._records_frame()
         # calls order of the rows' (layer, role): unknown leaf modules that were not neurons leave no gap
-        frame["order"] = frame["order"].rank(method="dense") - 1 if len(frame) else frame["order"]
+        frame["order"] = (frame["order"].rank(method="dense") - 1).astype(np.int64) if len(frame) else frame["order"]
+        return frame
+
+    def drain(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Return ``(records, neuron_extremes)`` of the forwards since the last drain and forget them, so that
+        profiling a data set batch by batch keeps memory bounded. As ``records()`` and ``neuron_extremes()``,
+        except that ``order`` is the call order itself (it sorts the same, with gaps where a probed module was
+        no neuron)."""
+        self._flush()
+        records = self._records_frame()
+        extremes = self.neuron_extremes()
+        self._record_blocks, self._extreme_blocks = [], []
+        return records, extremes
+
+    def _records_frame(self) -> pd.DataFrame:
+        frame = _frame(self._record_blocks, RECORD_COLUMNS)
         for name in ("image", "timestep", "order"):
             frame[name] = frame[name].astype(np.int64)
         for name in ("is_encoding", "input_repeated"):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-# Tables written in every format; the long per-image tables go to CSV only (they grow with the data set).
+# Tables written in every format; the raw rows go to CSV only (one row per layer and timestep of each kept image).
 SUMMARY_TABLES = ("summary", "layers", "timesteps", "images", "sensitivity", "uncounted")
 LONG_TABLES = ("records", "neuron_extremes")
 FORMATS = ("csv", "json", "md", "html")
@@ -24,10 +24,13 @@ class ProfileResult:
       std and 95% CI, savings against the ANN with the same T and the single-pass ANN, break-even E_AC/E_MAC ratios.
     - ``layers``: one row per (layer, role); ``timesteps``: one row per (layer, role, timestep);
       ``images``: one row per image; ``sensitivity``: the saving as a function of E_AC / E_MAC.
-    - ``records``: the raw rows (image, layer, role, timestep) with their costs; ``neuron_extremes``: dead and
-      saturated neurons per image and neuron layer.
+    - ``records``: the raw rows (image, layer, role, timestep) with their costs, of the first
+      ``settings["record_images"]`` images only (all when None; the tables above cover every image);
+      ``neuron_extremes``: dead and saturated neurons per image and neuron layer, of the same images.
     - ``spike_maps``: layer name -> one ``[T, ...]`` tensor per image, for the layers asked for.
-    - ``ann_records``: the raw rows of each ANN twin that was profiled alongside (``"same_T"``, ``"T1"``).
+    - ``ann_records``: the raw rows of each ANN twin that was profiled alongside (``"same_T"``, ``"T1"``), of the
+      same first images; ``ann_layers``: per twin, its operations and energies per layer (per image, every image);
+      ``ann_images``: per twin, the same per image.
     - ``uncounted``: one row per (operation or module type, layer) that ran and was not counted, with its calls.
     - ``settings``: the options and constants used (JSON-friendly).
     """
@@ -42,6 +45,8 @@ class ProfileResult:
     settings: dict
     spike_maps: dict = field(default_factory=dict)
     ann_records: dict = field(default_factory=dict)
+    ann_layers: dict = field(default_factory=dict)
+    ann_images: dict = field(default_factory=dict)
     uncounted: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["operation", "layer", "calls"]))
 
     def selected_summary(self) -> pd.Series:

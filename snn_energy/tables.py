@@ -26,7 +26,8 @@ from snn_energy.energy import (
     saving, snn_operation_costs, spike_fed,
 )
 from snn_energy.handlers import NEURON, SYNAPTIC
-from snn_energy.tensor_stats import most_general_kind
+from snn_energy.moments import mean_of, moments, std_of
+from snn_energy.tensor_stats import BINARY, most_general_kind
 
 COUNT_COLUMNS = ("macs", "real_input_macs", "sops", "mults", "adds", "input_elements", "input_nonzero", "neurons",
                  "spikes")
@@ -118,67 +119,105 @@ def annotate(records: pd.DataFrame, options: EnergyOptions, geometry: pd.DataFra
     return frame
 
 
-def timestep_table(annotated: pd.DataFrame) -> pd.DataFrame:
-    """Return one row per (layer, role, timestep): mean per-image counts and energies, firing rate and its std."""
-    keys = ["layer", "role", "module_type", "timestep"]
-    grouped = annotated.groupby(keys, sort=False)
-    table = grouped[list(COUNT_COLUMNS) + list(ENERGY_COLUMNS) + list(LEMAIRE_PARTS)].mean()
-    table["firing_rate_std"] = grouped["firing_rate"].std()
-    table["input_kind"] = grouped["input_kind"].first()
-    table["is_encoding"] = grouped["is_encoding"].first()
-    table["order"] = grouped["order"].first()
-    table = table.reset_index()
+_TIMESTEP_KEYS = ["layer", "role", "module_type", "timestep"]
+_LAYER_KEYS = ["layer", "role"]
+
+
+def timestep_moments(annotated: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Return, per (layer, role, module_type, timestep) of ``annotated``, the moments (``moments.moments``) of its
+    counts, energies and firing rate over rows, and its labels (input kind, encoding flag, call order) by key."""
+    grouped = annotated.groupby(_TIMESTEP_KEYS, sort=False)
+    stats = moments(grouped, list(COUNT_COLUMNS) + list(ENERGY_COLUMNS) + list(LEMAIRE_PARTS) + ["firing_rate"])
+    labels = grouped[["input_kind", "is_encoding", "order"]].first()
+    return stats, dict(zip(labels.index, labels.itertuples(index=False, name=None)))
+
+
+def timestep_table(stats: pd.DataFrame, labels: dict) -> pd.DataFrame:
+    """Return one row per (layer, role, timestep): mean per-image counts and energies, firing rate and its std.
+    ``stats`` and ``labels``: ``timestep_moments`` merged over the data set."""
+    table = mean_of(stats).drop(columns="firing_rate")
+    table["firing_rate_std"] = std_of(stats)["firing_rate"]
+    for i, name in enumerate(("input_kind", "is_encoding", "order")):
+        table[name] = [labels[key][i] for key in table.index]
+    table = table.rename_axis(_TIMESTEP_KEYS).reset_index()
     table["firing_rate"] = _firing_rate(table)
     table = table.sort_values(["order", "timestep"], kind="stable").drop(columns="order")
-    return _front(table, keys + ["input_kind", "is_encoding", "macs", "sops", "firing_rate", "energy_pJ"])
+    return _front(table, _TIMESTEP_KEYS + ["input_kind", "is_encoding", "macs", "sops", "firing_rate", "energy_pJ"])
 
 
-def _rules(values: pd.Series) -> str:
-    return " + ".join(dict.fromkeys(values))
+_LAYER_COLUMNS = list(COUNT_COLUMNS) + list(ENERGY_COLUMNS) + list(OPS_COLUMNS) + list(LEMAIRE_PARTS)
 
 
-def layer_table(annotated: pd.DataFrame, extremes: pd.DataFrame, options: EnergyOptions,
+def layer_moments(annotated: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Return, per (layer, role) of ``annotated``, the moments over images of each image's totals (counts, energies,
+    charged operations, firing rate), and its labels by key (see ``merge_layer_meta``)."""
+    per_image = annotated.groupby(_LAYER_KEYS + ["image"], sort=False)[_LAYER_COLUMNS].sum().reset_index()
+    per_image["firing_rate"] = _firing_rate(per_image)
+    stats = moments(per_image.groupby(_LAYER_KEYS, sort=False), _LAYER_COLUMNS + ["firing_rate"])
+    grouped = annotated.groupby(_LAYER_KEYS, sort=False)
+    meta = grouped.agg(
+        module_type=("module_type", "first"), order=("order", "first"), is_encoding=("is_encoding", "any"),
+        timesteps=("timestep", frozenset), input_kind=("input_kind", most_general_kind),
+        neurons_sum=("neurons", "sum"), rows=("neurons", "size"),
+        **{column: (column, lambda values: tuple(dict.fromkeys(values))) for column in _CHARGE_COLUMNS},
+    )
+    return stats, {key: row._asdict() for key, row in zip(meta.index, meta.itertuples(index=False))}
+
+
+def merge_layer_meta(kept: dict, new: dict) -> dict:
+    """Return the labels of one (layer, role) over two sets of rows: first type and call order, encoding if any
+    row was, the timesteps seen, the most general input kind, the charge rules in order of appearance."""
+    merged = dict(kept, is_encoding=kept["is_encoding"] or new["is_encoding"],
+                  timesteps=kept["timesteps"] | new["timesteps"],
+                  input_kind=most_general_kind((kept["input_kind"], new["input_kind"])),
+                  neurons_sum=kept["neurons_sum"] + new["neurons_sum"], rows=kept["rows"] + new["rows"])
+    for column in _CHARGE_COLUMNS:
+        merged[column] = tuple(dict.fromkeys(kept[column] + new[column]))
+    return merged
+
+
+def extreme_moments(extremes: pd.DataFrame) -> pd.DataFrame:
+    """Return per neuron layer the moments over images of its dead and saturated neurons and its size."""
+    return moments(extremes.groupby("layer", sort=False), ["dead_neurons", "saturated_neurons", "neurons"])
+
+
+def layer_table(stats: pd.DataFrame, meta: dict, extreme_stats: pd.DataFrame | None, options: EnergyOptions,
                 ann_T1_macs: pd.Series, ann_same_T_macs: pd.Series) -> pd.DataFrame:
     """Return one row per (layer, role) with per-image means over the data set and their statistics.
 
-    Adds: ``timesteps`` (rows the layer has), ``charge_<accounting>`` (the rules applied, joined by " + " when
-    calls differ), ``dead_neurons`` / ``saturated_neurons`` (per image, and as fractions), ``energy_share`` (of
-    the total ``energy_pJ``), the 95% CI of ``firing_rate`` and ``energy_pJ`` (clipped, see the module), and for
-    synaptic layers the ``break_even_rate`` against the single-pass ANN (T=1) and ``break_even_rate_same_T``
-    against the ANN twin with the same T, with ``above_break_even`` (the input firing rate exceeds
-    ``break_even_rate``). ``ann_T1_macs`` and ``ann_same_T_macs`` give each synaptic layer's MACs per image in
-    those ANNs, indexed by layer name.
+    ``stats`` and ``meta``: ``layer_moments`` merged over the data set; ``extreme_stats``: ``extreme_moments``
+    merged (None without neuron layers). Adds: ``timesteps`` (rows the layer has), ``charge_<accounting>`` (the
+    rules applied, joined by " + " when calls differ), ``dead_neurons`` / ``saturated_neurons`` (per image, and as
+    fractions), ``energy_share`` (of the total ``energy_pJ``), the 95% CI of ``firing_rate`` and ``energy_pJ``
+    (clipped, see the module), and for synaptic layers the ``break_even_rate`` against the single-pass ANN (T=1)
+    and ``break_even_rate_same_T`` against the ANN twin with the same T, with ``above_break_even`` (the input
+    firing rate exceeds ``break_even_rate``). ``ann_T1_macs`` and ``ann_same_T_macs`` give each synaptic layer's
+    MACs per image in those ANNs, indexed by layer name.
     """
-    keys = ["layer", "role"]
-    columns = list(COUNT_COLUMNS) + list(ENERGY_COLUMNS) + list(OPS_COLUMNS) + list(LEMAIRE_PARTS)
-    per_image = annotated.groupby(keys + ["image"], sort=False)[columns].sum().reset_index()
-    per_image["firing_rate"] = _firing_rate(per_image)
-    grouped = per_image.groupby(keys, sort=False)
-    table = grouped[columns + ["firing_rate"]].mean()
-    counts = grouped.size()
+    table = mean_of(stats)
+    std, counts = std_of(stats), stats["n"]["macs"]
     for column, stem, suffix, high in (("firing_rate", "firing_rate", "", 1.0), ("energy_pJ", "energy", "_pJ", np.inf)):
-        std = grouped[column].std()
-        table[f"{stem}_std{suffix}"] = std
+        table[f"{stem}_std{suffix}"] = std[column]
         table[f"{stem}_ci95_low{suffix}"], table[f"{stem}_ci95_high{suffix}"] = ci95_bounds(
-            table[column], std, counts, 0.0, high)
-    meta = annotated.groupby(keys, sort=False).agg(
-        module_type=("module_type", "first"), order=("order", "first"), is_encoding=("is_encoding", "any"),
-        timesteps=("timestep", "nunique"), input_kind=("input_kind", most_general_kind),
-        neurons_per_step=("neurons", "mean"), **{column: (column, _rules) for column in _CHARGE_COLUMNS},
-    )
-    table = table.join(meta).reset_index()
+            table[column], std[column], counts, 0.0, high)
+    labels = pd.DataFrame([meta[key] for key in table.index], index=table.index)
+    labels["timesteps"] = labels["timesteps"].map(len)
+    labels["neurons_per_step"] = labels.pop("neurons_sum") / labels.pop("rows")
+    for column in _CHARGE_COLUMNS:
+        labels[column] = labels[column].map(" + ".join)
+    table = table.join(labels).rename_axis(_LAYER_KEYS).reset_index()
     table["neurons"] = table.pop("neurons_per_step")
-    if not extremes.empty:
-        per_layer = extremes.groupby("layer", sort=False)[["dead_neurons", "saturated_neurons", "neurons"]].mean()
+    extreme_columns = ["dead_neurons", "saturated_neurons", "dead_fraction", "saturated_fraction"]
+    if extreme_stats is not None:
+        per_layer = mean_of(extreme_stats)
         table = table.merge(per_layer.rename(columns={"neurons": "neurons_"}), left_on="layer", right_index=True,
                             how="left")
         table["dead_fraction"] = _rate(table["dead_neurons"], table["neurons_"])
         table["saturated_fraction"] = _rate(table["saturated_neurons"], table["neurons_"])
         table = table.drop(columns="neurons_")
-        extreme_columns = ["dead_neurons", "saturated_neurons", "dead_fraction", "saturated_fraction"]
         table.loc[table["role"] != NEURON, extreme_columns] = np.nan
     else:
-        for column in ("dead_neurons", "saturated_neurons", "dead_fraction", "saturated_fraction"):
+        for column in extreme_columns:
             table[column] = np.nan
     total = table["energy_pJ"].sum()
     table["energy_share"] = table["energy_pJ"] / total if total > 0 else np.nan
@@ -212,22 +251,37 @@ def ann_operation_table(records: pd.DataFrame, options: EnergyOptions, geometry:
     return pd.DataFrame(columns)
 
 
-def ann_costs_per_image(records: pd.DataFrame, options: EnergyOptions, geometry: pd.DataFrame) -> pd.DataFrame:
-    """Return per image and accounting the ``mac_ops``, ``ac_ops`` and ``energy_pJ`` (pJ) of ``records`` run as an
-    ANN (dense MACs); columns ``image``, ``accounting``, ``mac_ops``, ``ac_ops``, ``energy_pJ``."""
-    per_row = ann_operation_table(records, options, geometry).drop(columns="layer")
-    totals = per_row.groupby("image").sum()
-    frames = [pd.DataFrame({"image": totals.index, "accounting": accounting,
-                            "mac_ops": totals[f"{accounting}_mac_ops"].to_numpy(),
-                            "ac_ops": totals[f"{accounting}_ac_ops"].to_numpy(),
-                            "energy_pJ": totals[f"energy_{accounting}_pJ"].to_numpy()}) for accounting in ACCOUNTINGS]
+def ann_layer_image_costs(records: pd.DataFrame, options: EnergyOptions, geometry: pd.DataFrame
+                          ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return the costs of ``records`` run as an ANN (``ann_operation_table``): per layer their moments over images
+    of each image's totals, and per image (column ``image``) their totals."""
+    costs = ann_operation_table(records, options, geometry)
+    per_layer_image = costs.groupby(["layer", "image"], sort=False).sum()
+    per_layer = moments(per_layer_image.groupby(level="layer", sort=False), per_layer_image.columns)
+    return per_layer, costs.drop(columns="layer").groupby("image").sum().reset_index()
+
+
+def ann_layer_table(stats: pd.DataFrame, images: int) -> pd.DataFrame:
+    """Return per ANN layer (network order) its operations and energies per image (pJ): the totals over the data
+    set of ``ann_layer_image_costs``'s moments ``stats``, divided by ``images``."""
+    return (stats["mean"] * stats["n"] / images).rename_axis("layer").reset_index()
+
+
+def ann_costs_long(per_image: pd.DataFrame) -> pd.DataFrame:
+    """Return per image and accounting the ``mac_ops``, ``ac_ops`` and ``energy_pJ`` (pJ) of an ANN from its
+    per-image costs (``ann_layer_image_costs``); columns ``image``, ``accounting``, ``mac_ops``, ``ac_ops``,
+    ``energy_pJ``."""
+    frames = [pd.DataFrame({"image": per_image["image"].to_numpy(), "accounting": accounting,
+                            "mac_ops": per_image[f"{accounting}_mac_ops"].to_numpy(),
+                            "ac_ops": per_image[f"{accounting}_ac_ops"].to_numpy(),
+                            "energy_pJ": per_image[f"energy_{accounting}_pJ"].to_numpy()}) for accounting in ACCOUNTINGS]
     return pd.concat(frames, ignore_index=True)
 
 
 def image_table(annotated: pd.DataFrame, ann_costs: dict[str, pd.DataFrame], options: EnergyOptions) -> pd.DataFrame:
     """Return one row per image: counts, overall firing rate, energies under every accounting, and the savings
     against both ANNs (selected accounting). ``ann_costs`` maps a reference (``same_T``, ``T1``) to its
-    ``ann_costs_per_image``."""
+    ``ann_costs_long``."""
     grouped = annotated.groupby("image")
     table = grouped[["macs", "sops", "mults", "adds", "spikes"] + list(ENERGY_COLUMNS) + list(_RATE_COLUMNS)].sum()
     neurons = annotated["neurons"].where(annotated["role"] == NEURON, 0.0).groupby(annotated["image"]).sum()
@@ -241,19 +295,45 @@ def image_table(annotated: pd.DataFrame, ann_costs: dict[str, pd.DataFrame], opt
     return _front(table.reset_index(), ["image", "macs", "sops", "firing_rate", "energy_pJ"])
 
 
-def spike_input_rate(annotated: pd.DataFrame) -> float:
-    """Return the MAC-weighted mean input firing rate of the spike-fed layers (binary input, inside the time loop,
-    not the encoding layer) over every image: sum(rate x MACs) / sum(MACs); NaN without such a layer."""
+@dataclass(frozen=True)
+class SummaryScalars:
+    """What the summary needs of the rows beyond per-image totals, additive over batches: whether an encoding
+    layer's input was repeated over time, and the MAC-weighted input rate of the spike-fed layers as its two sums."""
+
+    repeated: bool = False
+    rate_macs: float = 0.0  # sum over spike-fed rows of input rate x MACs
+    spike_fed_macs: float = 0.0
+
+    def merge(self, other: "SummaryScalars") -> "SummaryScalars":
+        """Return the scalars of both sets of rows."""
+        return SummaryScalars(self.repeated or other.repeated, self.rate_macs + other.rate_macs, self.spike_fed_macs + other.spike_fed_macs)
+
+    @property
+    def spike_input_rate(self) -> float:
+        """The MAC-weighted mean input firing rate of the spike-fed layers (binary input, inside the time loop, not
+        the encoding layer) over every image: sum(rate x MACs) / sum(MACs); NaN without such a layer."""
+        return self.rate_macs / self.spike_fed_macs if self.spike_fed_macs > 0 else np.nan
+
+
+def summary_parts(annotated: pd.DataFrame) -> tuple[pd.DataFrame, SummaryScalars]:
+    """Return what ``summary_table`` needs of ``annotated``: per image (index) the totals of each accounting's
+    charged operations, Lemaire's parts, spikes and neuron updates; and the ``SummaryScalars``."""
+    columns = [f"{a}_{kind}_ops" for a in ACCOUNTINGS for kind in ("mac", "ac")] + list(LEMAIRE_PARTS)
+    spikes, updates = _neuron_terms(annotated)
+    totals = annotated[columns].assign(spike_terms=spikes, update_terms=updates).groupby(annotated["image"]).sum()
+    encoding = annotated.loc[annotated["is_encoding"], "input_repeated"]
     rows = annotated[spike_fed(annotated)]
-    macs = rows["macs"].sum()
-    return float((input_rate(rows).fillna(0.0) * rows["macs"]).sum() / macs) if macs > 0 else np.nan
+    return totals, SummaryScalars(bool(encoding.any()),
+                                  float((input_rate(rows).fillna(0.0) * rows["macs"]).sum()), float(rows["macs"].sum()))
 
 
-def summary_table(annotated: pd.DataFrame, images: pd.DataFrame, ann_costs: dict[str, pd.DataFrame],
-                  ann_sources: dict[str, str], options: EnergyOptions, encoding_layer: str | None,
-                  timesteps: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def summary_table(totals: pd.DataFrame, scalars: SummaryScalars, images: pd.DataFrame,
+                  ann_costs: dict[str, pd.DataFrame], ann_sources: dict[str, str], options: EnergyOptions,
+                  encoding_layer: str | None, timesteps: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return the summary (one row per accounting, ``layer`` = "total") and, per per-operation accounting and ANN
     reference, the mean per-image operation counts of both networks (what ``energy.sensitivity_sweep`` takes).
+    ``totals`` and ``scalars``: ``summary_parts`` over the data set (per image, and merged); ``images``: the
+    ``image_table``; ``ann_costs``: per reference its ``ann_costs_long``.
 
     Energies are per-image means with std and 95% CI over images; savings are 1 - mean E_SNN / mean E_ANN.
     ``mac_ops`` / ``ac_ops``: what the accounting charges as multiply-accumulates and accumulates (Lemaire: its
@@ -263,15 +343,14 @@ def summary_table(annotated: pd.DataFrame, images: pd.DataFrame, ann_costs: dict
     ``target_saving`` against the single-pass twin, every spike-driven cost scaled with it (NaN when no rate in
     [0, 1] does).
     """
-    encoding_rows = annotated[annotated["is_encoding"]]
-    repeated = bool(encoding_rows["input_repeated"].any()) if not encoding_rows.empty else False
-    measured_rate = spike_input_rate(annotated)
-    spikes, updates = (term.groupby(annotated["image"]).sum().mean() for term in _neuron_terms(annotated))
+    repeated = scalars.repeated
+    measured_rate = scalars.spike_input_rate
+    spikes, updates = totals["spike_terms"].mean(), totals["update_terms"].mean()
     constants = options.constants
     rows, sweep_totals = [], []
     for accounting in ACCOUNTINGS:
         energy = images[f"energy_{accounting}_pJ"]
-        snn = annotated.groupby("image")[[f"{accounting}_mac_ops", f"{accounting}_ac_ops"]].sum().mean()
+        snn = totals[[f"{accounting}_mac_ops", f"{accounting}_ac_ops"]].mean()
         snn.index = ["mac_ops", "ac_ops"]
         row = {
             "layer": TOTAL_LAYER, "accounting": accounting, "selected": accounting == options.accounting,
@@ -282,7 +361,7 @@ def summary_table(annotated: pd.DataFrame, images: pd.DataFrame, ann_costs: dict
             "energy_pJ": energy.mean(), "energy_std_pJ": energy.std(),
         }
         if accounting == LEMAIRE:
-            row.update({part: annotated.groupby("image")[part].sum().mean() for part in LEMAIRE_PARTS})
+            row.update({part: totals[part].mean() for part in LEMAIRE_PARTS})
         row["energy_ci95_low_pJ"], row["energy_ci95_high_pJ"] = (
             float(v) for v in ci95_bounds(row["energy_pJ"], energy.std(), len(energy), 0.0))
         row["firing_rate_ci95_low"], row["firing_rate_ci95_high"] = (
@@ -313,11 +392,23 @@ def summary_table(annotated: pd.DataFrame, images: pd.DataFrame, ann_costs: dict
     return pd.DataFrame(rows), pd.DataFrame(sweep_totals)
 
 
-def synaptic_macs_per_layer(records: pd.DataFrame) -> pd.Series:
-    """Return each synaptic layer's MACs per image (mean over images), indexed by layer name."""
+def synaptic_macs_moments(records: pd.DataFrame) -> pd.DataFrame:
+    """Return per synaptic layer of ``records`` the moments over images of its MACs per image."""
     synaptic = records[records["role"] == SYNAPTIC]
-    per_image = synaptic.groupby(["layer", "image"], sort=False)["macs"].sum()
-    return per_image.groupby(level="layer", sort=False).mean()
+    per_image = synaptic.groupby(["layer", "image"], sort=False)["macs"].sum().to_frame()
+    return moments(per_image.groupby(level="layer", sort=False), ["macs"])
+
+
+def synaptic_macs_per_layer(stats: pd.DataFrame) -> pd.Series:
+    """Return each synaptic layer's MACs per image (mean over images), indexed by layer name, from the merged
+    ``synaptic_macs_moments``."""
+    return mean_of(stats)["macs"]
+
+
+def is_spiking(records: pd.DataFrame) -> bool:
+    """Whether a spiking neuron ran or a synaptic input was binary in ``records`` (else the model is an ANN)."""
+    synaptic = records["role"] == SYNAPTIC
+    return bool((records["role"] == NEURON).any() or (records.loc[synaptic, "input_kind"] == BINARY).any())
 
 
 def single_pass_rows(records: pd.DataFrame) -> pd.DataFrame:

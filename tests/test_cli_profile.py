@@ -14,8 +14,10 @@ import esdnet
 from esdnet.imageio import read_image, write_image
 from esdnet.sample_images import sample_paths, sample_targets_dir
 from snn_energy.cli import main
+from snn_energy.cli.esdnet_profile import batches
 from snn_energy.cli.esdnet_stages import STAGES
 from snn_energy.cli.image_inputs import resize
+from esdnet.progress import progress_bar
 from test_plots import assert_real_png, assert_real_svg
 
 HEIGHT, WIDTH = 32, 40
@@ -53,6 +55,43 @@ def report(workspace):
                        "--targets", str(workspace["targets"]), "--out", str(out), "--device", "cpu"])
     assert status == 0
     return out, printed.getvalue()
+
+
+def test_batch_size_does_not_change_the_layer_table(workspace, tmp_path):
+    """Three generated noise images profiled in batches of 2 and one by one (streamed, each read as it comes)
+    give the same layers.csv in every column that does not depend on a call's input kind. (The kind is decided per
+    call over the batch: the attention ``sharedMLP.2`` convolutions get an all-zero, binary, input for some images
+    and a real one for others, so their strict and lemaire charges differ with batching; see the README.)"""
+    folder = tmp_path / "noise"
+    folder.mkdir()
+    generator = torch.Generator().manual_seed(3)
+    for index in range(3):
+        write_image(folder / f"{index}.png", torch.rand(3, 24, 32, generator=generator))
+    tables = {}
+    for size in ("2", "1"):
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert main(["profile", "--ckpt", str(workspace["ckpt"]), "--images", str(folder), "--device", "cpu",
+                         "--out", str(tmp_path / size), "--batch-size", size]) == 0
+        tables[size] = pd.read_csv(tmp_path / size / "layers.csv")
+    columns = ["layer", "role", "timesteps", "macs", "sops", "mults", "adds", "spikes", "neurons", "firing_rate",
+               "firing_rate_std", "firing_rate_ci95_low", "firing_rate_ci95_high", "energy_paper_pJ",
+               "dead_neurons", "saturated_neurons"]
+    pd.testing.assert_frame_equal(tables["2"][columns], tables["1"][columns], check_exact=False, rtol=1e-9)
+    assert tables["2"]["firing_rate_std"].gt(0).any()
+    assert json.loads((tmp_path / "2" / "settings.json").read_text())["images"] == 3
+
+
+def test_batches_group_consecutive_images_of_equal_size():
+    small, large = torch.zeros(3, 16, 16), torch.ones(3, 16, 24)
+    shapes = [tuple(b.shape) for b in batches([small, small, small, large, small], 2, torch.device("cpu"))]
+    assert shapes == [(2, 3, 16, 16), (1, 3, 16, 16), (1, 3, 16, 24), (1, 3, 16, 16)]
+
+
+@pytest.mark.parametrize("value", ["0", "two"])
+def test_bad_batch_size(workspace, value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["profile", "--ckpt", str(workspace["ckpt"]), "--batch-size", value])
+    assert exit_info.value.code == 2 and "--batch-size" in capsys.readouterr().err
 
 
 def test_writes_the_report_files(report):
@@ -238,3 +277,10 @@ def test_resize_keeps_range_and_size():
     resized = resize(image, 24)
     assert resized.shape == (3, 24, 24) and 0.0 <= float(resized.min()) and float(resized.max()) <= 1.0
     assert math.isclose(float(resized.mean()), float(image.mean()), abs_tol=0.02)
+
+
+def test_progress_bar_is_quiet_off_a_terminal(capsys):
+    """Under pytest stderr is no terminal (as in pipes and CI logs): the bar is disabled and prints nothing."""
+    with progress_bar(total=3, desc="profile") as bar:
+        bar.update(2)
+    assert bar.disable and capsys.readouterr().err == ""

@@ -2,12 +2,13 @@
 views, the spike maps of one image, and (when weights make them meaningful) the derained outputs.
 
 The SNN is profiled with its single-pass ANN twin (same topology, T=1) counted on the same images, so the
-summary's savings (``saving_vs_ann_T1``) rest on the twin's own counts, and the twin's records
-(``result.ann_records``) break its energy down per layer and per image.
+summary's savings (``saving_vs_ann_T1``) rest on the twin's own counts, and the twin's tables
+(``result.ann_layers``, ``result.ann_images``) break its energy down per layer and per image.
 """
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import pandas as pd
@@ -15,10 +16,10 @@ import torch
 
 import snn_energy
 from esdnet.model import ESDNet
-from esdnet.progress import progress_bar
 from snn_energy import lemaire, tables
 from snn_energy.cli.esdnet_stages import STAGE_ORDER, stage_of
 from snn_energy.cli.image_inputs import ImageSet
+from esdnet.progress import progress_bar
 from snn_energy.energy import ACCOUNTINGS, LEMAIRE, energy_constants
 
 ANN_REFERENCE = "T1"  # the headline ANN: the single-pass twin
@@ -67,19 +68,17 @@ def _kept_outputs(model: torch.nn.Module, enabled: bool):
             handle.remove()
 
 
-def _batches(images: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
-    return [image.unsqueeze(0).to(device) for image in images]
-
-
-def ann_layer_costs(records: pd.DataFrame, options: tables.EnergyOptions, geometry: pd.DataFrame
-                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return the ANN's operation counts and energies (pJ) per layer and per image, every accounting, from its
-    profile records (see ``tables.ann_operation_table``): means per image in network order, and per image."""
-    images = records["image"].nunique()
-    costs = tables.ann_operation_table(records, options, geometry)
-    per_layer = costs.drop(columns="image").groupby("layer", sort=False).sum() / images
-    per_image = costs.drop(columns="layer").groupby("image").sum()
-    return per_layer.reset_index(), per_image.reset_index()
+def batches(images: Iterable[torch.Tensor], batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
+    """Yield ``images`` (each ``[3, H, W]``, read as they come) stacked into batches of up to ``batch_size``
+    consecutive images of equal size, on ``device``."""
+    pending: list[torch.Tensor] = []
+    for image in images:
+        if pending and (len(pending) == batch_size or image.shape != pending[0].shape):
+            yield torch.stack(pending).to(device)
+            pending = []
+        pending.append(image)
+    if pending:
+        yield torch.stack(pending).to(device)
 
 
 def _parts(accounting: str) -> tuple[str, ...]:
@@ -149,21 +148,22 @@ def stage_energy_long(stages: pd.DataFrame) -> pd.DataFrame:
 
 def profile_esdnet(snn: ESDNet, ann: ESDNet, images: ImageSet, *, constants: str = "fp32",
                    encoding_policy: str = "per_timestep", spike_layers=(), keep_outputs: bool = False,
-                   target_saving: float = tables.DEFAULT_TARGET_SAVING) -> ESDNetProfile:
-    """Profile ``snn`` with its single-pass twin ``ann`` on ``images``; see ESDNetProfile.
+                   target_saving: float = tables.DEFAULT_TARGET_SAVING, batch_size: int = 1) -> ESDNetProfile:
+    """Profile ``snn`` with its single-pass twin ``ann`` on ``images``, streamed in batches of up to ``batch_size``
+    images of equal size, with a progress bar on a terminal; see ESDNetProfile.
 
     ``spike_layers``: layer names whose spike maps are captured, on the first image only. ``keep_outputs``: also keep both networks' derained images (for quality scores).
     """
     device = next(snn.parameters()).device
-    batches = progress_bar(_batches(images.images, device), desc="profile", unit="img")
-    with _kept_outputs(snn, keep_outputs) as snn_outputs, _kept_outputs(ann, keep_outputs) as ann_outputs:
-        result = snn_energy.profile(snn, batches, single_pass_ann=ann, constants=constants,
-                                    encoding_policy=encoding_policy, spike_maps=tuple(spike_layers),
-                                    spike_map_images=1, target_saving=target_saving)
+    with (_kept_outputs(snn, keep_outputs) as snn_outputs, _kept_outputs(ann, keep_outputs) as ann_outputs,
+          progress_bar(total=len(images.images), desc="profile", unit="image") as bar):
+        result = snn_energy.profile(snn, batches(images.images, batch_size, device), single_pass_ann=ann,
+                                    constants=constants, encoding_policy=encoding_policy,
+                                    spike_maps=tuple(spike_layers), spike_map_images=1, target_saving=target_saving,
+                                    progress=bar.update)
     spike_maps = {layer: maps[0] for layer, maps in result.spike_maps.items()}
     energy = energy_constants(constants)
-    options = tables.EnergyOptions(constants=energy, encoding_policy=encoding_policy, target_saving=target_saving)
-    ann_layers, ann_images = ann_layer_costs(result.ann_records[ANN_REFERENCE], options, lemaire.layer_geometry(ann))
+    ann_layers, ann_images = result.ann_layers[ANN_REFERENCE], result.ann_images[ANN_REFERENCE]
     stages = stage_table(result.layers, ann_layers, energy.e_mac_pJ, energy.e_ac_pJ)
     return ESDNetProfile(result=result, ann_layers=ann_layers, ann_images=ann_images, stages=stages,
                          spike_maps=spike_maps, snn_outputs=snn_outputs, ann_outputs=ann_outputs)

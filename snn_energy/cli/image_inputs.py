@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,13 +38,30 @@ def image_side(text: str) -> int:
     return side
 
 
+class LazyImages(Sequence):
+    """The images of ``paths`` read on access (``[3, H, W]`` in [0, 1]), resized to ``size`` when given: a data set
+    is never held in memory at once."""
+
+    def __init__(self, paths: list[Path], size: int | None):
+        self.paths, self.size = list(paths), size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return resize(read_image(self.paths[index]), self.size)
+
+
 @dataclass
 class ImageSet:
-    """Images as profiled (``[3, H, W]`` in [0, 1]), their files, clean targets if known, and rain densities (0-1)."""
+    """Images as profiled (``[3, H, W]`` in [0, 1], read on access), their files, clean targets if known, and rain
+    densities (0-1)."""
 
     paths: list[Path]
-    images: list[torch.Tensor]
-    targets: list[torch.Tensor] | None
+    images: Sequence[torch.Tensor]
+    targets: Sequence[torch.Tensor] | None
     rain_density: list[float]
     density_kind: str  # MEASURED (against targets) or ESTIMATED (from the rainy image alone)
     source: str  # where the images came from, for the report
@@ -69,7 +87,8 @@ def resize(image: torch.Tensor, size: int | None) -> torch.Tensor:
 
 
 def load_image_set(images_dir: Path | None, targets_dir: Path | None, size: int | None) -> ImageSet:
-    """Read the rainy images of ``images_dir`` (default: the bundled samples, with their targets) and their targets.
+    """List the rainy images of ``images_dir`` (default: the bundled samples, with their targets) and their targets,
+    read each once for its rain density (and its size against its target's), and return them to be read on access.
 
     With targets the rain density is measured, without it is estimated (see ``esdnet.rain_density``). Raises
     FileNotFoundError/ValueError naming the folder when it is missing, empty or cannot be paired.
@@ -81,18 +100,17 @@ def load_image_set(images_dir: Path | None, targets_dir: Path | None, size: int 
         source = shown_path(images_dir)
     if targets_dir is not None:
         pairs = pair_files(images_dir, targets_dir)
-        paths = [rainy for rainy, _ in pairs]
-        rainy = [read_image(p) for p in paths]
-        clean = [read_image(target) for _, target in pairs]
-        for path, r, c in zip(paths, rainy, clean):
+        paths, target_paths = [rainy for rainy, _ in pairs], [target for _, target in pairs]
+        density = []
+        for path, target in pairs:
+            r, c = read_image(path), read_image(target)
             if r.shape != c.shape:
                 raise ValueError(f"{path} is {r.shape[1]}x{r.shape[2]} but its target is {c.shape[1]}x{c.shape[2]}")
-        density = [measured_rain_density(r, c) for r, c in zip(rainy, clean)]
-        targets, kind = [resize(c, size) for c in clean], MEASURED
+            density.append(measured_rain_density(r, c))
+        targets, kind = LazyImages(target_paths, size), MEASURED
     else:
         paths = list_images(images_dir)
-        rainy = [read_image(p) for p in paths]
-        density = [estimated_rain_density(r) for r in rainy]
+        density = [estimated_rain_density(read_image(p)) for p in paths]
         targets, kind = None, ESTIMATED
-    return ImageSet(paths=paths, images=[resize(r, size) for r in rainy], targets=targets, rain_density=density,
+    return ImageSet(paths=paths, images=LazyImages(paths, size), targets=targets, rain_density=density,
                     density_kind=kind, source=source, size=size)

@@ -312,7 +312,9 @@ def write_profile_report(profile: ESDNetProfile, images: ImageSet, context: Repo
         "`stages.csv`: the per-stage table above, with SNN and ANN MAC/AC parts in pJ; `ann_layers.csv`: the ANN "
         "twin's operations per layer.",
         "`images.csv`, `per_image.csv`: per image counts, energies, rain density; `sensitivity.csv`: saving against "
-        "E_AC/E_MAC; `records.csv`: raw rows; `neuron_extremes.csv`; `settings.json`: options and inputs.",
+        "E_AC/E_MAC; `records.csv`: the raw rows (image, layer, role, timestep) and `neuron_extremes.csv` of the first "
+        f"{profile.result.settings['record_images']} images only (the other tables cover every image); "
+        "`settings.json`: options and inputs.",
         f"`{FIGURES_DIR}/`: every figure as PNG and SVG.",
     ]))
     write_report(folder, f"Energy report: {context.checkpoint.name}", sections)
