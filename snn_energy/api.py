@@ -200,7 +200,7 @@ def _result(snn: Profiler, aggregate: Aggregate, options: tables.EnergyOptions, 
                       "binary, so its savings against an ANN are not applicable (NaN); its MACs are reported",
                       stacklevel=3)
         for table in (summary, images, sensitivity):
-            table.loc[:, [c for c in table.columns if "saving" in c]] = np.nan
+            table.loc[:, [c for c in table.columns if "saving" in c and c != "target_saving"]] = np.nan
     twins = [reference for reference, source in ann_sources.items() if source == "twin"]
     macs = {reference: tables.synaptic_macs_per_layer(aggregate.ann_macs[reference]) for reference in ann_sources}
     return ProfileResult(

@@ -129,8 +129,10 @@ def test_a_plain_ann_gets_its_macs_and_no_savings():
     with pytest.warns(UserWarning, match="not spiking: .* not applicable"):
         result = snn_energy.profile(model, x)
     assert result.settings["spiking"] is False
-    savings = [c for c in result.summary.columns if "saving" in c]
-    assert savings and result.summary[savings].isna().all().all()
+    savings = [c for c in result.summary.columns if "saving" in c and c != "target_saving"]
+    assert "saving_vs_ann_T1" in savings and "rate_for_target_saving" in savings
+    assert result.summary[savings].isna().all().all()
+    assert (result.summary["target_saving"] == 0.54).all()  # the asked-for target stays as given
     ours = result.records.loc[result.records["role"] == "synaptic", "macs"].sum()
     analysis = FlopCountAnalysis(model, x)
     analysis.unsupported_ops_warnings(False)
