@@ -13,6 +13,7 @@ import pandas as pd
 from snn_energy import tables
 from snn_energy.moments import merge_moments
 
+
 def _merge_meta(kept: dict, new: dict, merge) -> None:
     for key, value in new.items():
         kept[key] = merge(kept[key], value) if key in kept else value

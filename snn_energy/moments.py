@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+
 def moments(grouped, columns) -> pd.DataFrame:
     """Return per group of ``grouped`` the count of non-NaN values ``n``, their ``mean`` (0 where ``n`` is 0) and
     sum of squared deviations ``m2`` of each of ``columns``; columns are a (moment, column) MultiIndex."""

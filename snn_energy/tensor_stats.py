@@ -129,8 +129,3 @@ def describe(x: torch.Tensor, sample_dims: int = 1) -> tuple[str, torch.Tensor]:
     stats, _ = measure(x.reshape(1) if x.dim() == 0 else x, max(rows, 1))
     low, high, fraction = (float(v) for v in torch.stack(stats.scalars()).double().cpu())
     return kind_of(low, high, fraction), stats.nonzero.double().cpu()
-
-
-def value_kind(x: torch.Tensor) -> str:
-    """Return BINARY, INTEGER or REAL for the values of the whole tensor ``x`` (synchronises)."""
-    return describe(x, 0)[0]

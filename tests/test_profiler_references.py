@@ -1,5 +1,4 @@
 """Counts against independent tools: fvcore's FlopCountAnalysis and SpikingJelly's op_counter."""
-import pytest
 import torch
 import torch.nn as nn
 from fvcore.nn import FlopCountAnalysis
