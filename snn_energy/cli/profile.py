@@ -7,15 +7,15 @@ from pathlib import Path
 import pandas as pd
 
 from esdnet import load_model
+from esdnet.cli.errors import UserError
+from esdnet.cli.options import add_device_option, resolve_device
 from esdnet.cli.outputs import check_output
 from esdnet.metrics import evaluate_pair
 from esdnet.model import ESDNet
 from snn_energy.cli.bundled import DEMO_SNN, checkpoint_or_demo
-from snn_energy.cli.errors import UserError
 from snn_energy.cli.esdnet_profile import ESDNetProfile, profile_esdnet
 from snn_energy.cli.esdnet_stages import DEFAULT_SPIKE_LAYERS
 from snn_energy.cli.image_inputs import ImageSet, image_side, load_image_set, shown_path
-from snn_energy.cli.options import add_device_option, resolve_device
 from snn_energy.cli.profile_report import ReportContext, print_summary, write_profile_report
 from snn_energy.energy import DEFAULT_TARGET_SAVING, ENCODING_POLICIES, HOROWITZ_45NM, PRESETS, SNN_DERAINING
 from snn_energy.report import check_destination, staged_folder
