@@ -97,9 +97,9 @@ FunctionalHandler = Callable[[tuple, dict, torch.Tensor, Measure], "CallCounts |
 
 
 def measure(x: torch.Tensor, rows: int, weights: torch.Tensor | None = None, width: int | None = None,
-            accumulates: bool = False) -> tuple[TensorStats, torch.Tensor | None]:
+            accumulates: bool = False, steps: int | None = None) -> tuple[TensorStats, torch.Tensor | None]:
     """The default ``Measure``: ``tensor_stats.measure`` without caching."""
-    return measure_tensor(x, rows, weights, width, accumulates=accumulates)
+    return measure_tensor(x, rows, weights, width, accumulates=accumulates, steps=steps)
 
 
 def first_tensor(values) -> torch.Tensor | None:
@@ -280,15 +280,13 @@ def neuron_counts(module: nn.Module, inputs: tuple, output, time_major: bool,
     y = first_tensor(output)
     if y.dim() == 0:
         y = y.reshape(1)
-    samples = y.shape[0] * y.shape[1] if time_major and y.dim() >= 2 else y.shape[0]
-    stats, _ = measure(y, samples)
+    timed = time_major and y.dim() >= 2
+    samples = y.shape[0] * y.shape[1] if timed else y.shape[0]
+    stats, _ = measure(y, samples, steps=y.shape[0] if timed else None)
     counts = CallCounts(NEURON, samples=samples, neurons=y.numel() // max(samples, 1), output=stats)
-    if time_major and y.dim() >= 2:
-        steps, images = y.shape[0], y.shape[1]
-        # per neuron: the timesteps it fired (float sums of 0/1 indicators, exact; faster than bool reductions)
-        fired_steps = y.abs().sign_().reshape(steps, images, -1).sum(0)
-        counts.dead = counts.neurons - fired_steps.clamp(max=1).sum(1)
-        counts.saturated = fired_steps.sub_(steps - 1).clamp_(min=0).sum(1)  # 1 where it fired every time
+    if timed:
+        counts.dead = counts.neurons - stats.ever
+        counts.saturated = stats.always
     return counts
 
 

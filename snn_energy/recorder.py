@@ -51,6 +51,13 @@ UNCOUNTED_COLUMNS = ("operation", "layer", "calls")
 _PENDING_LIMIT = 64  # packed sequences kept on the device before they are moved to the host together
 # Modules that only move or drop data: never probed for spikes, never reported as uncounted.
 _PASS_THROUGH = (nn.Identity, nn.Flatten, nn.Unflatten, nn.modules.dropout._DropoutNd)
+# PyTorch's own activations and normalisations: never spike generators, so not probed (a ReLU twin of an SNN would
+# otherwise have every activation measured); each call is named in ``uncounted`` as the module type.
+_NOT_SPIKING = tuple(getattr(nn, name) for name in (
+    "ReLU", "ReLU6", "LeakyReLU", "PReLU", "RReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Sigmoid",
+    "LogSigmoid", "Tanh", "Tanhshrink", "Hardtanh", "Hardsigmoid", "Hardswish", "Hardshrink", "Softshrink",
+    "Softplus", "Softsign", "Softmax", "Softmax2d", "LogSoftmax", "Softmin", "GLU", "LayerNorm", "GroupNorm",
+    "LocalResponseNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "RMSNorm") if hasattr(nn, name))
 
 _PROFILED_MODULES: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()
 
@@ -61,6 +68,7 @@ class _LayerSpec:
     module_type: str
     handler: object  # the module's counting handler, or None (containers and unknown modules)
     probe: bool  # an unknown leaf module: recorded as a neuron when its output is verified binary
+    named: bool = False  # a module known to do arithmetic that is not counted (``_NOT_SPIKING``): named uncounted
 
 
 @dataclass
@@ -243,7 +251,8 @@ class Profiler:
             specs[module] = _LayerSpec(
                 name=name or ROOT_NAME, module_type=type(module).__name__, handler=handler,
                 probe=handler is None and next(module.children(), None) is None
-                and not isinstance(module, _PASS_THROUGH),
+                and not isinstance(module, (*_PASS_THROUGH, *_NOT_SPIKING)),
+                named=handler is None and isinstance(module, _NOT_SPIKING),
             )
         if not any(spec.handler in SYNAPTIC_HANDLERS for spec in specs.values()):
             raise NoSynapticLayerError(
@@ -350,6 +359,8 @@ class Profiler:
                 if (spec.handler is not None or spec.probe) and self._sequence is not None:
                     with torch.no_grad():
                         self._count_module(spec, module, args, output)
+                elif spec.named and self._sequence is not None:
+                    self._name_uncounted(spec.module_type, spec)
                 if self._owners and self._owners[-1] is spec:
                     self._owners.pop()
                 if is_root:
@@ -420,16 +431,19 @@ class Profiler:
         self._sequence.calls.append(call)
 
     def _measure(self, tensor: torch.Tensor, rows: int, weights: torch.Tensor | None = None,
-                 width: int | None = None, accumulates: bool = False) -> tuple[TensorStats, torch.Tensor | None]:
+                 width: int | None = None, accumulates: bool = False,
+                 steps: int | None = None) -> tuple[TensorStats, torch.Tensor | None]:
         """``tensor_stats.measure``, its statistics remembered during a forward: a neuron's spikes are measured
-        once, not again as the next synaptic layer's input (unless modified in place in between)."""
-        key = (id(tensor), rows)
+        once, not again as the next synaptic layer's input (a view of them, e.g. flattened over T and N), unless
+        modified in place in between."""
+        key = _data_key(tensor, rows)
         version = _version_of(tensor)
         entry = self._stats.get(key)
-        if entry is not None and entry[0]() is tensor and entry[1] == version:
+        if entry is not None and entry[1] == version and _same_data(entry[0](), tensor) and (
+                steps is None or entry[2].ever is not None):
             summed = measure(tensor, rows, weights, width, stats=False, accumulates=True)[1] if accumulates else None
             return entry[2], summed
-        stats, summed = measure(tensor, rows, weights, width, accumulates=accumulates)
+        stats, summed = measure(tensor, rows, weights, width, accumulates=accumulates, steps=steps)
         if len(self._stats) >= 16:
             self._stats.clear()
         self._stats[key] = (weakref.ref(tensor), version, stats)
@@ -440,8 +454,8 @@ class Profiler:
         if not self._owners or self._sequence is None:
             return
         owner = self._owners[-1]
-        if owner.handler is not None:
-            return  # arithmetic inside a counted layer (a neuron's dynamics, a pooling window) is its own
+        if owner.handler is not None or owner.named:
+            return  # arithmetic inside a counted layer (a neuron's dynamics, a pooling window) or a named one
         name = getattr(func, "__name__", None) or repr(func)
         handler = self.functional_handlers.get(name)
         if handler is None:
@@ -714,6 +728,20 @@ class _internal:
         raise ProfilerInternalError(
             f"snn_energy's profiler failed while counting layer '{self.spec.name}' ({self.spec.module_type}): "
             f"{exc_type.__name__}: {exc}") from exc
+
+
+def _data_key(tensor: torch.Tensor, rows: int) -> tuple:
+    """What identifies a tensor's elements in their order: a contiguous tensor and its contiguous views (flattened,
+    reshaped) share the key; a strided one is keyed by its layout too."""
+    layout = () if tensor.is_contiguous() else (tuple(tensor.shape), tensor.stride())
+    return tensor.data_ptr(), tensor.numel(), tensor.dtype, rows, layout
+
+
+def _same_data(remembered: torch.Tensor | None, tensor: torch.Tensor) -> bool:
+    """Whether ``tensor`` reads the elements of a remembered tensor that is still alive (a dead one's memory may
+    hold another tensor now)."""
+    return remembered is not None and remembered.data_ptr() == tensor.data_ptr() and \
+        remembered.numel() == tensor.numel() and _version_of(remembered) == _version_of(tensor)
 
 
 def _version_of(tensor: torch.Tensor) -> int | None:

@@ -1,11 +1,17 @@
 """What a tensor holds, measured on its device: binary spikes, integer values or real values, and nonzero counts.
 
 ``measure(x, rows)`` returns a ``TensorStats`` of device tensors (no host synchronisation): the smallest and
-largest element, the sum of the absolute fractional parts (zero exactly when every element is a whole number;
-NaN and inf make it non-zero), and the nonzero elements per row. The kind is decided on the host from the three
-scalars (``kind_of``), once per sequence, when the profiler moves everything it measured in one transfer.
-The checks are exact: every element is looked at, and the sums involved are of nonnegative terms (a sum of
-nonnegative numbers is zero exactly when each is) or of whole numbers below 2**24 in float32 (float64 beyond).
+largest element, the largest absolute fractional part (zero exactly when every element is a whole number; NaN
+and inf make it NaN), and the nonzero elements per row; for a ``[T, N, ...]`` neuron output (``steps=T``) also,
+per image, the neurons nonzero at some timestep and those nonzero at every timestep. The kind is decided on the
+host from the three scalars (``kind_of``), once per sequence, when the profiler moves everything it measured in
+one transfer. The checks are exact: every element is looked at; minima and maxima involve no rounding, and the
+sums are of 0/1 indicators (exact in float32 below 2**24 per row) or, for the value-weighted accumulates, of whole
+numbers below 2**24 in float32 (float64 beyond).
+
+Cost: each measured element is read or written about seven times (minimum and maximum, fractional part and its
+extremes, nonzero indicator and its row sums, and for accumulates its magnitude and one matrix-vector product),
+through two reusable scratch buffers: nothing is allocated per call once the buffers have grown.
 """
 from __future__ import annotations
 
@@ -28,7 +34,7 @@ def most_general_kind(kinds) -> str:
 
 
 def kind_of(low: float, high: float, fraction: float) -> str:
-    """Return the kind of a tensor from its measured minimum, maximum and summed absolute fractional parts."""
+    """Return the kind of a tensor from its measured minimum, maximum and largest absolute fractional part."""
     if not fraction == 0.0:  # NaN included
         return REAL
     return BINARY if low >= 0 and high <= 1 else INTEGER
@@ -36,12 +42,16 @@ def kind_of(low: float, high: float, fraction: float) -> str:
 
 @dataclass(frozen=True)
 class TensorStats:
-    """Device-side measurements of one tensor: ``low``/``high``/``fraction`` (0-dim) and ``nonzero`` ([rows])."""
+    """Device-side measurements of one tensor: ``low``/``high``/``fraction`` (0-dim), ``nonzero`` ([rows]) and,
+    for a neuron output measured over timesteps, ``ever`` / ``always`` ([images]: neurons nonzero at some / at
+    every timestep)."""
 
     low: torch.Tensor
     high: torch.Tensor
     fraction: torch.Tensor
     nonzero: torch.Tensor
+    ever: torch.Tensor | None = None
+    always: torch.Tensor | None = None
 
     def scalars(self) -> tuple:
         return self.low, self.high, self.fraction
@@ -52,18 +62,26 @@ def row_sum(values: torch.Tensor) -> torch.Tensor:
     return values.sum(1, dtype=torch.float32 if values.shape[1] <= EXACT_FLOAT32 else torch.float64)
 
 
-_CHUNK_ELEMENTS = 1 << 20  # temporaries stay this small (or one row), and are reused: no allocation per call
+_CHUNK_ELEMENTS = 1 << 20  # temporaries stay this small (or one row, or one neuron output), and are reused
 _scratch: dict = {}
 
 
-def _buffers(elements: int, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two reusable flat scratch tensors of at least ``elements`` elements (grown when needed)."""
+def _buffer(elements: int, dtype, device) -> torch.Tensor:
+    """A reusable flat scratch tensor of at least ``elements`` elements (grown when needed)."""
     key = (dtype, device)
-    buffers = _scratch.get(key)
-    if buffers is None or buffers[0].numel() < elements:
-        buffers = _scratch[key] = (torch.empty(elements, dtype=dtype, device=device),
-                                   torch.empty(elements, dtype=dtype, device=device))
-    return buffers
+    buffer = _scratch.get(key)
+    if buffer is None or buffer.numel() < elements:
+        buffer = _scratch[key] = torch.empty(elements, dtype=dtype, device=device)
+    return buffer
+
+
+def _stats_of(piece: torch.Tensor, scratch: torch.Tensor) -> tuple:
+    """(low, high, largest |fractional part|, 0/1 nonzero indicator in ``scratch``) of a 2-D piece."""
+    low, high = torch.aminmax(piece)
+    fraction = torch.frac(piece, out=scratch)
+    fraction_low, fraction_high = torch.aminmax(fraction)
+    largest = torch.maximum(fraction_high, fraction_low.neg())  # NaN propagates
+    return low, high, largest, torch.ne(piece, 0, out=scratch)
 
 
 def _combine(parts: list, reduce):
@@ -71,14 +89,17 @@ def _combine(parts: list, reduce):
 
 
 def measure(x: torch.Tensor, rows: int, weights: torch.Tensor | None = None, width: int | None = None,
-            stats: bool = True, accumulates: bool = False) -> tuple[TensorStats | None, torch.Tensor | None]:
+            stats: bool = True, accumulates: bool = False,
+            steps: int | None = None) -> tuple[TensorStats | None, torch.Tensor | None]:
     """Measure ``x`` on its device; return its ``TensorStats`` (nonzero counts per one of ``rows`` leading rows)
     when ``stats``, and when ``accumulates`` the value-weighted sums per row, float64: the sum of ``|x|``, each
     element weighted by ``weights[j]`` (``x`` seen as ``[-1, width]`` rows of ``width`` elements) when given.
+    ``steps``: ``x`` is ``[steps, images, ...]`` (``rows = steps * images``); the stats then also count, per
+    image, the elements nonzero at some timestep (``ever``) and at every timestep (``always``).
 
-    Chunks of about a million elements (or one ``width`` row) go through two reusable scratch buffers, so that a
-    call allocates nothing large. The weighted sums are exact while each row's sum stays below 2**24 in float32
-    (``weights.dtype`` float64 computes in float64).
+    Chunks of about a million elements (or one ``width`` row; the whole tensor when ``steps`` is given) go
+    through reusable scratch buffers. The weighted sums are exact while each row's sum stays below 2**24 in
+    float32 (``weights.dtype`` float64 computes in float64).
     """
     if x.is_complex():
         x = x.abs()
@@ -91,32 +112,41 @@ def measure(x: torch.Tensor, rows: int, weights: torch.Tensor | None = None, wid
     if x.numel() == 0 or rows == 0:
         zero = torch.zeros((), device=x.device)
         empty = torch.zeros(rows, device=x.device)
-        return (TensorStats(zero, zero, zero, empty) if stats else None), (empty.double() if accumulates else None)
+        per_image = torch.zeros(rows // steps if steps else 0, device=x.device)
+        measured = TensorStats(zero, zero, zero, empty, *((per_image, per_image) if steps else ()))
+        return (measured if stats else None), (empty.double() if accumulates else None)
     width = width or x.numel() // rows
     grid = x.reshape(-1, width)
-    step = max(1, _CHUNK_ELEMENTS // width)
-    first, second = _buffers(min(step, grid.shape[0]) * width, dtype, x.device)
+    step = grid.shape[0] if steps else max(1, _CHUNK_ELEMENTS // width)
+    scratch = _buffer(min(step, grid.shape[0]) * width, x.dtype, x.device)
+    if accumulates and dtype != x.dtype:
+        magnitudes = _buffer(min(step, grid.shape[0]) * width, dtype, x.device)  # a second buffer, float64
+    else:
+        magnitudes = scratch
     lows, highs, fractions, nonzeros, sums = [], [], [], [], []
+    ever = always = None
     for start in range(0, grid.shape[0], step):
         piece = grid[start:start + step]
         size = piece.numel()
-        if dtype == x.dtype:
-            magnitude = torch.abs(piece, out=first[:size].view(piece.shape))
-        else:
-            magnitude = first[:size].view(piece.shape).copy_(piece).abs_()
-        if stats:
-            low, high = torch.aminmax(piece)
-            lows.append(low)
-            highs.append(high)
-            nonzeros.append(row_sum(torch.sign(magnitude, out=second[:size].view(piece.shape))))
         if accumulates:
+            magnitude = magnitudes[:size].view(piece.shape)
+            magnitude = torch.abs(piece, out=magnitude) if magnitude.dtype == x.dtype else magnitude.copy_(
+                piece).abs_()
             sums.append(torch.mv(magnitude, weights) if weights is not None else magnitude.sum(1))
         if stats:
-            fractions.append(magnitude.frac_().sum())
+            low, high, fraction, indicator = _stats_of(piece, scratch[:size].view(piece.shape))
+            lows.append(low)
+            highs.append(high)
+            fractions.append(fraction)
+            nonzeros.append(row_sum(indicator))
+            if steps:
+                per_neuron = indicator.view(steps, rows // steps, -1)
+                ever = row_sum(per_neuron.amax(0))
+                always = row_sum(per_neuron.amin(0))
     per_row = lambda parts: (parts[0] if len(parts) == 1 else torch.cat(parts)).reshape(rows, -1).sum(
         1, dtype=torch.float64)
-    measured = TensorStats(_combine(lows, torch.min), _combine(highs, torch.max), _combine(fractions, torch.sum),
-                           per_row(nonzeros)) if stats else None
+    measured = TensorStats(_combine(lows, torch.min), _combine(highs, torch.max), _combine(fractions, torch.max),
+                           per_row(nonzeros), ever, always) if stats else None
     return measured, (per_row(sums) if accumulates else None)
 
 
