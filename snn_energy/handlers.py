@@ -362,23 +362,19 @@ MODULE_HANDLERS: dict[type, ModuleHandler] = {
 SYNAPTIC_HANDLERS = (conv_counts, conv_transpose_counts, linear_counts)
 
 
-def is_spikingjelly_neuron(module: nn.Module) -> bool:
-    """Return True for SpikingJelly spiking neurons (any class of its ``neuron`` package, non-spiking ones aside)."""
-    return any(
-        cls.__module__.startswith(_SPIKINGJELLY_NEURON_PACKAGE) and "NonSpiking" not in cls.__name__
-        for cls in type(module).__mro__
-    )
+@functools.lru_cache(maxsize=None)
+def is_spikingjelly_neuron_type(module_type: type) -> bool:
+    """Return True for the classes of SpikingJelly's spiking neurons (any class of its ``neuron`` package,
+    non-spiking ones aside)."""
+    return any(cls.__module__.startswith(_SPIKINGJELLY_NEURON_PACKAGE) and "NonSpiking" not in cls.__name__
+               for cls in module_type.__mro__)
 
 
 def module_handler(module: nn.Module) -> ModuleHandler | None:
     """Return the counting handler for ``module`` (SpikingJelly neurons first, then by class), or None."""
-    if is_spikingjelly_neuron(module):
+    if is_spikingjelly_neuron_type(type(module)):
         return neuron_counts
-    for cls in type(module).__mro__:
-        handler = MODULE_HANDLERS.get(cls)
-        if handler is not None:
-            return handler
-    return None
+    return next((MODULE_HANDLERS[cls] for cls in type(module).__mro__ if cls in MODULE_HANDLERS), None)
 
 
 # ---- functional operators seen in modules' own forward code ----------------------------------------------

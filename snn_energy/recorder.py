@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode
 
 from snn_energy.errors import NoSynapticLayerError, ProfilerInternalError, ProfilerStateError
@@ -69,6 +70,7 @@ class _LayerSpec:
     handler: object  # the module's counting handler, or None (containers and unknown modules)
     probe: bool  # an unknown leaf module: recorded as a neuron when its output is verified binary
     named: bool = False  # a module known to do arithmetic that is not counted (``_NOT_SPIKING``): named uncounted
+    multi_step: bool = False  # in SpikingJelly's multi-step mode when the profiler was entered
 
 
 @dataclass
@@ -197,8 +199,9 @@ class Profiler:
         if step_mode not in STEP_MODES:
             raise ValueError(f"step_mode must be one of {STEP_MODES}, got {step_mode!r}")
         self.model = model
-        names = {name for name, _ in model.named_modules()}
-        unknown = [name for name in (*spike_maps, *([encoding_layer] if encoding_layer else [])) if name not in names]
+        wanted = (*spike_maps, *([encoding_layer] if encoding_layer else []))
+        names = {name for name, _ in model.named_modules()} if wanted else set()
+        unknown = [name for name in wanted if name not in names]
         if unknown:
             raise ValueError(f"spike_maps / encoding_layer name no module of {type(model).__name__}: {unknown}")
         extra_handlers = dict(extra_handlers or {})
@@ -228,6 +231,7 @@ class Profiler:
         self._active = False
         self._in_forward = False
         self._owners: list[_LayerSpec] = []
+        self._specs: dict[nn.Module, _LayerSpec] = {}
         self._stats: dict[tuple, tuple] = {}
         self._sequence: _Sequence | None = None
         self._reset_seen = False
@@ -245,25 +249,18 @@ class Profiler:
             raise ProfilerStateError(
                 f"{type(self.model).__name__} (or one of its submodules) is already profiled by another Profiler"
             )
-        specs = {}
-        for name, module in modules:
-            handler = self._module_handler(module)
-            specs[module] = _LayerSpec(
-                name=name or ROOT_NAME, module_type=type(module).__name__, handler=handler,
-                probe=handler is None and next(module.children(), None) is None
-                and not isinstance(module, (*_PASS_THROUGH, *_NOT_SPIKING)),
-                named=handler is None and isinstance(module, _NOT_SPIKING),
-            )
+        specs = {module: self._spec_of(name, module) for name, module in modules}
         if not any(spec.handler in SYNAPTIC_HANDLERS for spec in specs.values()):
             raise NoSynapticLayerError(
                 f"{type(self.model).__name__} has no synaptic layer (Conv1d/2d/3d, ConvTranspose1d/2d/3d, "
                 "Linear): there are no synaptic operations to count"
             )
-        self.step_mode = self._resolve_step_mode()
+        self.step_mode = self._resolve_step_mode([module for _, module in modules])
+        self._specs = specs
         try:
-            for module, spec in specs.items():
-                self._handles.append(module.register_forward_pre_hook(self._pre_hook(spec, module is self.model)))
-                self._handles.append(module.register_forward_hook(self._post_hook(spec, module is self.model)))
+            # two global hooks (cheap to attach to a model of any size) that look each module up in ``specs``
+            self._handles.append(register_module_forward_pre_hook(self._pre_hook))
+            self._handles.append(register_module_forward_hook(self._post_hook))
             if self.step_mode == "s":
                 self._watch_resets()
             if self.count_functional_ops:
@@ -289,12 +286,19 @@ class Profiler:
             self._active = False
             self._in_forward = False
             self._owners.clear()
+            self._specs = {}
 
-    def _module_handler(self, module: nn.Module):
-        for cls in type(module).__mro__:
-            if cls in self.module_handlers:
-                return self.module_handlers[cls]
-        return module_handler(module)
+    def _spec_of(self, name: str, module: nn.Module) -> _LayerSpec:
+        handler = next((self.module_handlers[cls] for cls in type(module).__mro__ if cls in self.module_handlers),
+                       None) if self.module_handlers else None
+        handler = handler or module_handler(module)
+        leaf = next(module.children(), None) is None
+        return _LayerSpec(
+            name=name or ROOT_NAME, module_type=type(module).__name__, handler=handler,
+            probe=handler is None and leaf and not isinstance(module, (*_PASS_THROUGH, *_NOT_SPIKING)),
+            named=handler is None and isinstance(module, _NOT_SPIKING),
+            multi_step=getattr(module, "step_mode", None) == "m",
+        )
 
     def _detach(self) -> None:
         if self in _SharedOpCounter.forwarding:
@@ -312,10 +316,9 @@ class Profiler:
                 del module.__dict__["reset"]
         self._patched_resets.clear()
 
-    def _resolve_step_mode(self) -> str:
+    def _resolve_step_mode(self, modules: list) -> str:
         if self.requested_step_mode != "auto":
             return self.requested_step_mode
-        modules = list(self.model.modules())
         if any(getattr(m, "step_mode", None) == "m" for m in modules):
             return "m"
         if any(callable(getattr(m, "reset", None)) and hasattr(m, "step_mode") for m in modules):
@@ -340,32 +343,46 @@ class Profiler:
             module.__dict__["reset"] = reset
 
     # ---- hooks ----------------------------------------------------------------------------------------------
-    def _pre_hook(self, spec: _LayerSpec, is_root: bool):
-        def hook(module, args):
+    def _pre_hook(self, module: nn.Module, args) -> None:
+        spec = self._specs.get(module)
+        if spec is None:
+            return  # a module of another model
+        sequence = self._sequence
+        if module is self.model or (spec.multi_step and sequence is not None and sequence.T is None):
             with torch._C.DisableTorchFunction(), _internal(spec):
-                if is_root:
+                if module is self.model:
                     self._begin_forward(args)
                 self._owners.append(spec)
-                sequence = self._sequence
-                if sequence is not None and sequence.T is None and getattr(module, "step_mode", None) == "m":
-                    x = first_tensor(args)
-                    if x is not None and x.dim() >= 2:
-                        sequence.T, sequence.N = int(x.shape[0]), int(x.shape[1])
-        return hook
+                self._find_time_axes(spec, args)
+        else:
+            self._owners.append(spec)  # the common case, kept free of context managers
 
-    def _post_hook(self, spec: _LayerSpec, is_root: bool):
-        def hook(module, args, output):
-            with torch._C.DisableTorchFunction(), _internal(spec):
-                if (spec.handler is not None or spec.probe) and self._sequence is not None:
-                    with torch.no_grad():
-                        self._count_module(spec, module, args, output)
-                elif spec.named and self._sequence is not None:
-                    self._name_uncounted(spec.module_type, spec)
-                if self._owners and self._owners[-1] is spec:
-                    self._owners.pop()
-                if is_root:
-                    self._end_forward()
-        return hook
+    def _find_time_axes(self, spec: _LayerSpec, args) -> None:
+        """Read T and N from the first multi-step module's input ``[T, N, ...]``."""
+        sequence = self._sequence
+        if spec.multi_step and sequence is not None and sequence.T is None:
+            x = first_tensor(args)
+            if x is not None and x.dim() >= 2:
+                sequence.T, sequence.N = int(x.shape[0]), int(x.shape[1])
+
+    def _post_hook(self, module: nn.Module, args, output) -> None:
+        spec = self._specs.get(module)
+        if spec is None:
+            return
+        if not (spec.handler is not None or spec.probe or spec.named or module is self.model):
+            if self._owners and self._owners[-1] is spec:
+                self._owners.pop()
+            return
+        with torch._C.DisableTorchFunction(), _internal(spec):
+            if (spec.handler is not None or spec.probe) and self._sequence is not None:
+                with torch.no_grad():
+                    self._count_module(spec, module, args, output)
+            elif spec.named and self._sequence is not None:
+                self._name_uncounted(spec.module_type, spec)
+            if self._owners and self._owners[-1] is spec:
+                self._owners.pop()
+            if module is self.model:
+                self._end_forward()
 
     def _begin_forward(self, args) -> None:
         if self._in_forward:  # the previous forward raised: its partial records are dropped

@@ -78,9 +78,8 @@ def _buffer(elements: int, dtype, device) -> torch.Tensor:
 def _stats_of(piece: torch.Tensor, scratch: torch.Tensor) -> tuple:
     """(low, high, largest |fractional part|, 0/1 nonzero indicator in ``scratch``) of a 2-D piece."""
     low, high = torch.aminmax(piece)
-    fraction = torch.frac(piece, out=scratch)
-    fraction_low, fraction_high = torch.aminmax(fraction)
-    largest = torch.maximum(fraction_high, fraction_low.neg())  # NaN propagates
+    fraction_low, fraction_high = torch.aminmax(torch.frac(piece, out=scratch))
+    largest = torch.maximum(fraction_high, fraction_low.neg())  # zero exactly when both are (NaN propagates)
     return low, high, largest, torch.ne(piece, 0, out=scratch)
 
 
@@ -143,11 +142,15 @@ def measure(x: torch.Tensor, rows: int, weights: torch.Tensor | None = None, wid
                 per_neuron = indicator.view(steps, rows // steps, -1)
                 ever = row_sum(per_neuron.amax(0))
                 always = row_sum(per_neuron.amin(0))
-    per_row = lambda parts: (parts[0] if len(parts) == 1 else torch.cat(parts)).reshape(rows, -1).sum(
-        1, dtype=torch.float64)
+    def per_row(parts: list, dtype=None) -> torch.Tensor:
+        joined = parts[0] if len(parts) == 1 else torch.cat(parts)
+        if joined.shape[0] == rows:
+            return joined if dtype is None else joined.to(dtype)
+        return joined.reshape(rows, -1).sum(1, dtype=torch.float64)
+
     measured = TensorStats(_combine(lows, torch.min), _combine(highs, torch.max), _combine(fractions, torch.max),
                            per_row(nonzeros), ever, always) if stats else None
-    return measured, (per_row(sums) if accumulates else None)
+    return measured, (per_row(sums, torch.float64) if accumulates else None)
 
 
 def describe(x: torch.Tensor, sample_dims: int = 1) -> tuple[str, torch.Tensor]:

@@ -26,8 +26,10 @@ def _esdnet():
 
 
 def _no_hooks_left(model):
+    from torch.nn.modules import module as torch_module
     return all(not m._forward_hooks and not m._forward_pre_hooks and "reset" not in m.__dict__
-               for m in model.modules())
+               for m in model.modules()) and not torch_module._global_forward_hooks \
+        and not torch_module._global_forward_pre_hooks
 
 
 @pytest.mark.parametrize("build", [_esdnet, _sew_resnet], ids=["esdnet", "sew_resnet18"])

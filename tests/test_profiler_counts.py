@@ -188,6 +188,10 @@ def test_transposed_convolution_counts_only_products_inside_the_output(conv):
     (torch.tensor([1e-40, 0.0]), REAL),
     (torch.tensor([float("nan"), 1.0]), REAL),
     (torch.cat([torch.zeros(8192), torch.tensor([0.25])]), REAL),  # beyond the first-elements sample
+    (torch.full((6,), 0.0021), REAL),  # every fractional part equal (a pooled attention value)
+    (torch.full((6,), -2.5), REAL),
+    (torch.tensor([inf := float("inf"), 0.0]), REAL),
+    (torch.tensor([3.0, -inf]), REAL),
 ])
 def test_value_kind_is_exact(tensor, kind):
     found, nonzero = describe(tensor.reshape(1, -1))
