@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
-from torch.overrides import TorchFunctionMode
+from torch.overrides import TorchFunctionMode, _get_current_function_mode
 
 from snn_energy.errors import NoSynapticLayerError, ProfilerInternalError, ProfilerStateError
 from snn_energy.handlers import (
@@ -167,6 +167,20 @@ class _SharedOpCounter(TorchFunctionMode):
             cls.instance.__exit__(None, None, None)
             cls.instance = None
 
+    @classmethod
+    def pause(cls) -> bool:
+        """Take the mode off the top of the torch-function stack (while a counted layer runs: its own operations
+        are its own, and are not worth a Python call each); return whether it was taken off."""
+        if cls.instance is not None and _get_current_function_mode() is cls.instance:
+            torch._C._pop_torch_function_stack()
+            return True
+        return False
+
+    @classmethod
+    def resume(cls) -> None:
+        """Put the paused mode back on top of the torch-function stack."""
+        torch._C._push_on_torch_function_stack(cls.instance)
+
 
 class Profiler:
     """Count spikes and operations of ``model`` per layer, timestep and image while the context is active.
@@ -231,6 +245,7 @@ class Profiler:
         self._active = False
         self._in_forward = False
         self._owners: list[_LayerSpec] = []
+        self._paused: list[bool] = []  # per counted layer running now: whether it took the shared mode off
         self._specs: dict[nn.Module, _LayerSpec] = {}
         self._stats: dict[tuple, tuple] = {}
         self._sequence: _Sequence | None = None
@@ -300,7 +315,14 @@ class Profiler:
             multi_step=getattr(module, "step_mode", None) == "m",
         )
 
+    def _resume_mode(self) -> None:
+        """Put back the shared mode that counted layers took off and did not put back (their forward raised)."""
+        while self._paused:
+            if self._paused.pop():
+                _SharedOpCounter.resume()
+
     def _detach(self) -> None:
+        self._resume_mode()
         if self in _SharedOpCounter.forwarding:
             _SharedOpCounter.forwarding.remove(self)
         if self._uses_mode:
@@ -356,6 +378,8 @@ class Profiler:
                 self._find_time_axes(spec, args)
         else:
             self._owners.append(spec)  # the common case, kept free of context managers
+        if spec.handler is not None and self._uses_mode:
+            self._paused.append(_SharedOpCounter.pause())
 
     def _find_time_axes(self, spec: _LayerSpec, args) -> None:
         """Read T and N from the first multi-step module's input ``[T, N, ...]``."""
@@ -369,6 +393,8 @@ class Profiler:
         spec = self._specs.get(module)
         if spec is None:
             return
+        if spec.handler is not None and self._paused and self._paused.pop():
+            _SharedOpCounter.resume()
         if not (spec.handler is not None or spec.probe or spec.named or module is self.model):
             if self._owners and self._owners[-1] is spec:
                 self._owners.pop()
@@ -391,6 +417,7 @@ class Profiler:
             self._close_sequence()
             self._reset_seen = False
         self._owners.clear()
+        self._resume_mode()
         if self._sequence is None:
             self._sequence = _Sequence()
         x = first_tensor(args)

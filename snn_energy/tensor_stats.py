@@ -63,6 +63,7 @@ def row_sum(values: torch.Tensor) -> torch.Tensor:
 
 
 _CHUNK_ELEMENTS = 1 << 20  # temporaries stay this small (or one row, or one neuron output), and are reused
+_SMALL_ELEMENTS = 1 << 15  # below this, temporaries are allocated: writing into a buffer (``out=``) costs more
 _scratch: dict = {}
 
 
@@ -75,12 +76,14 @@ def _buffer(elements: int, dtype, device) -> torch.Tensor:
     return buffer
 
 
-def _stats_of(piece: torch.Tensor, scratch: torch.Tensor) -> tuple:
-    """(low, high, largest |fractional part|, 0/1 nonzero indicator in ``scratch``) of a 2-D piece."""
+def _stats_of(piece: torch.Tensor, scratch: torch.Tensor | None) -> tuple:
+    """(low, high, largest |fractional part|, 0/1 nonzero indicator) of a 2-D piece; the temporaries are written
+    to ``scratch`` (None: allocated, cheaper for small pieces than writing to a buffer)."""
     low, high = torch.aminmax(piece)
-    fraction_low, fraction_high = torch.aminmax(torch.frac(piece, out=scratch))
+    fraction = torch.frac(piece) if scratch is None else torch.frac(piece, out=scratch)
+    fraction_low, fraction_high = torch.aminmax(fraction)
     largest = torch.maximum(fraction_high, fraction_low.neg())  # zero exactly when both are (NaN propagates)
-    return low, high, largest, torch.ne(piece, 0, out=scratch)
+    return low, high, largest, (piece != 0) if scratch is None else torch.ne(piece, 0, out=scratch)
 
 
 def _combine(parts: list, reduce):
@@ -117,8 +120,9 @@ def measure(x: torch.Tensor, rows: int, weights: torch.Tensor | None = None, wid
     width = width or x.numel() // rows
     grid = x.reshape(-1, width)
     step = grid.shape[0] if steps else max(1, _CHUNK_ELEMENTS // width)
-    scratch = _buffer(min(step, grid.shape[0]) * width, x.dtype, x.device)
-    if accumulates and dtype != x.dtype:
+    small = x.numel() <= _SMALL_ELEMENTS
+    scratch = None if small else _buffer(min(step, grid.shape[0]) * width, x.dtype, x.device)
+    if accumulates and dtype != x.dtype and not small:
         magnitudes = _buffer(min(step, grid.shape[0]) * width, dtype, x.device)  # a second buffer, float64
     else:
         magnitudes = scratch
@@ -128,12 +132,15 @@ def measure(x: torch.Tensor, rows: int, weights: torch.Tensor | None = None, wid
         piece = grid[start:start + step]
         size = piece.numel()
         if accumulates:
-            magnitude = magnitudes[:size].view(piece.shape)
-            magnitude = torch.abs(piece, out=magnitude) if magnitude.dtype == x.dtype else magnitude.copy_(
-                piece).abs_()
+            if small:
+                magnitude = piece.to(dtype).abs()
+            else:
+                magnitude = magnitudes[:size].view(piece.shape)
+                magnitude = torch.abs(piece, out=magnitude) if magnitude.dtype == x.dtype else magnitude.copy_(
+                    piece).abs_()
             sums.append(torch.mv(magnitude, weights) if weights is not None else magnitude.sum(1))
         if stats:
-            low, high, fraction, indicator = _stats_of(piece, scratch[:size].view(piece.shape))
+            low, high, fraction, indicator = _stats_of(piece, None if small else scratch[:size].view(piece.shape))
             lows.append(low)
             highs.append(high)
             fractions.append(fraction)
