@@ -86,10 +86,6 @@ def _stats_of(piece: torch.Tensor, scratch: torch.Tensor | None) -> tuple:
     return low, high, largest, (piece != 0) if scratch is None else torch.ne(piece, 0, out=scratch)
 
 
-def _combine(parts: list, reduce):
-    return parts[0] if len(parts) == 1 else reduce(torch.stack(parts))
-
-
 def measure(x: torch.Tensor, rows: int, weights: torch.Tensor | None = None, width: int | None = None,
             stats: bool = True, accumulates: bool = False,
             steps: int | None = None) -> tuple[TensorStats | None, torch.Tensor | None]:
@@ -122,42 +118,50 @@ def measure(x: torch.Tensor, rows: int, weights: torch.Tensor | None = None, wid
     step = grid.shape[0] if steps else max(1, _CHUNK_ELEMENTS // width)
     small = x.numel() <= _SMALL_ELEMENTS
     scratch = None if small else _buffer(min(step, grid.shape[0]) * width, x.dtype, x.device)
-    if accumulates and dtype != x.dtype and not small:
-        magnitudes = _buffer(min(step, grid.shape[0]) * width, dtype, x.device)  # a second buffer, float64
-    else:
-        magnitudes = scratch
-    lows, highs, fractions, nonzeros, sums = [], [], [], [], []
-    ever = always = None
-    for start in range(0, grid.shape[0], step):
-        piece = grid[start:start + step]
-        size = piece.numel()
-        if accumulates:
-            if small:
-                magnitude = piece.to(dtype).abs()
-            else:
-                magnitude = magnitudes[:size].view(piece.shape)
-                magnitude = torch.abs(piece, out=magnitude) if magnitude.dtype == x.dtype else magnitude.copy_(
-                    piece).abs_()
-            sums.append(torch.mv(magnitude, weights) if weights is not None else magnitude.sum(1))
-        if stats:
-            low, high, fraction, indicator = _stats_of(piece, None if small else scratch[:size].view(piece.shape))
-            lows.append(low)
-            highs.append(high)
-            fractions.append(fraction)
-            nonzeros.append(row_sum(indicator))
-            if steps:
-                per_neuron = indicator.view(steps, rows // steps, -1)
-                ever = row_sum(per_neuron.amax(0))
-                always = row_sum(per_neuron.amin(0))
-    def per_row(parts: list, dtype=None) -> torch.Tensor:
-        joined = parts[0] if len(parts) == 1 else torch.cat(parts)
-        if joined.shape[0] == rows:
-            return joined if dtype is None else joined.to(dtype)
-        return joined.reshape(rows, -1).sum(1, dtype=torch.float64)
+    magnitudes = _buffer(min(step, grid.shape[0]) * width, dtype, x.device) if (
+        accumulates and not small and dtype != x.dtype) else scratch  # float64 sums need a float64 buffer
+    if grid.shape[0] <= step:  # one piece: the common case, without lists
+        sums = _weighted_sums(grid, weights, dtype, magnitudes) if accumulates else None
+        measured = _piece_stats(grid, scratch, rows, steps) if stats else None
+        return measured, (None if sums is None else _per_row(sums, rows).to(torch.float64))
+    pieces = [grid[start:start + step] for start in range(0, grid.shape[0], step)]
+    sums = torch.cat([_weighted_sums(piece, weights, dtype, magnitudes) for piece in pieces]) if accumulates \
+        else None
+    measured = None
+    if stats:
+        parts = [_piece_stats(piece, scratch, piece.shape[0], None) for piece in pieces]
+        lows, highs, fractions, nonzeros = (torch.stack([getattr(part, name) for part in parts]) if name != "nonzero"
+                                            else torch.cat([part.nonzero for part in parts])
+                                            for name in ("low", "high", "fraction", "nonzero"))
+        measured = TensorStats(lows.min(), highs.max(), fractions.max(), _per_row(nonzeros, rows))
+    return measured, (None if sums is None else _per_row(sums, rows).to(torch.float64))
 
-    measured = TensorStats(_combine(lows, torch.min), _combine(highs, torch.max), _combine(fractions, torch.max),
-                           per_row(nonzeros), ever, always) if stats else None
-    return measured, (per_row(sums, torch.float64) if accumulates else None)
+
+def _weighted_sums(piece: torch.Tensor, weights: torch.Tensor | None, dtype, buffer: torch.Tensor | None):
+    """Per row of a 2-D piece: the sum of ``|x|``, weighted by ``weights`` when given (in ``dtype``)."""
+    if buffer is None:
+        magnitude = piece.to(dtype).abs()
+    else:
+        magnitude = buffer[:piece.numel()].view(piece.shape)
+        magnitude = torch.abs(piece, out=magnitude) if magnitude.dtype == piece.dtype else magnitude.copy_(
+            piece).abs_()
+    return torch.mv(magnitude, weights) if weights is not None else magnitude.sum(1)
+
+
+def _piece_stats(piece: torch.Tensor, scratch: torch.Tensor | None, rows: int, steps: int | None) -> TensorStats:
+    """The ``TensorStats`` of a 2-D piece, nonzero counts per one of ``rows`` rows (``steps``: see ``measure``)."""
+    low, high, fraction, indicator = _stats_of(piece, None if scratch is None else scratch[:piece.numel()].view(
+        piece.shape))
+    ever = always = None
+    if steps:
+        per_neuron = indicator.view(steps, rows // steps, -1)
+        ever, always = row_sum(per_neuron.amax(0)), row_sum(per_neuron.amin(0))
+    return TensorStats(low, high, fraction, _per_row(row_sum(indicator), rows), ever, always)
+
+
+def _per_row(values: torch.Tensor, rows: int) -> torch.Tensor:
+    """Sums of ``values`` (one per row of the measured grid) per one of ``rows`` leading rows."""
+    return values if values.shape[0] == rows else values.reshape(rows, -1).sum(1, dtype=torch.float64)
 
 
 def describe(x: torch.Tensor, sample_dims: int = 1) -> tuple[str, torch.Tensor]:
