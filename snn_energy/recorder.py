@@ -38,8 +38,9 @@ from snn_energy.handlers import (
     FUNCTIONAL_HANDLERS, NEURON, NO_ARITHMETIC, SYNAPTIC, SYNAPTIC_HANDLERS, CallCounts, Operand, first_tensor,
     module_handler, neuron_counts,
 )
-from snn_energy.tensor_stats import BINARY, TensorStats, measure, most_general_kind
-from snn_energy.transfer import pack, resolve, to_host
+from snn_energy.row_plan import EXTREMES, sequence_rows
+from snn_energy.tensor_stats import TensorStats, measure
+from snn_energy.transfer import pack, to_host
 
 ROOT_NAME = "(model)"  # the layer name of arithmetic written in the top-level model's own forward
 STEP_MODES = ("auto", "m", "s")
@@ -117,7 +118,8 @@ class _Packed:
 
 @dataclass
 class _RowBlock:
-    """Rows of one sequence: ``labels`` (one value per row), ``values`` (an ``[rows, N]`` array per count)."""
+    """Rows of one sequence: ``labels`` (an array per label, one value per row; strings in object arrays) and
+    ``values`` (an ``[rows, N]`` array per count)."""
 
     images: np.ndarray
     labels: dict
@@ -131,7 +133,7 @@ def _frame(blocks: list[_RowBlock], columns) -> pd.DataFrame:
         rows = len(next(iter(block.labels.values())))
         data["image"].append(np.tile(block.images, rows))
         for name, labels in block.labels.items():
-            data[name].append(np.repeat(np.array(labels, dtype=object), len(block.images)))
+            data[name].append(np.repeat(labels, len(block.images)))
         for name, values in block.values.items():
             data[name].append(values.reshape(-1))
     return pd.DataFrame({name: np.concatenate(parts) if parts else np.array([], dtype=object)
@@ -588,73 +590,26 @@ class Profiler:
             self._rows_of(packed, values)
 
     def _rows_of(self, packed: _Packed, values) -> None:
+        """Turn one packed sequence's host values into its record, neuron-extreme and spike-map rows, and count
+        what it left uncounted."""
         sequence, T, N = packed.sequence, packed.T, packed.N
-        resolved, extras = resolve([call.counts for call in sequence.calls], values, packed.layout)
-        for call, counts in zip(sequence.calls, resolved):
-            call.counts = counts
-        neuron_probes = {call.layer for call in sequence.calls if call.probe and _is_spike_generator(call.counts)}
-        calls = []
-        for call in sequence.calls:
-            if call.probe and call.layer not in neuron_probes:
-                if call.layer not in sequence.counted_leaves:
-                    key = (call.module_type, call.layer)
-                    sequence.uncounted[key] = sequence.uncounted.get(key, 0) + 1
-                continue
-            if call.functional and call.layer in neuron_probes:
-                continue  # a neuron's own dynamics
-            calls.append(call)
+        rows = sequence_rows(sequence.calls, packed.layout, values, T, N, self.step_mode, sequence.captures)
+        for key in rows.dropped_probes:
+            if key[1] not in sequence.counted_leaves:
+                sequence.uncounted[key] = sequence.uncounted.get(key, 0) + 1
         for (operation, layer), number in sequence.uncounted_in_leaves.items():
-            if layer in sequence.counted_leaves and layer not in neuron_probes:
+            if layer in sequence.counted_leaves and layer not in rows.neuron_probes:
                 sequence.uncounted[(operation, layer)] = number
         for key, number in sequence.uncounted.items():
             self._uncounted[key] = self._uncounted.get(key, 0) + number
-        if self.step_mode == "s":
-            encoding = [c.counts.repeated for c in calls if c.is_encoding and c.counts.repeated is not None]
-            repeated = T > 1 and bool(encoding) and all(encoding)
-        rows: dict[tuple, dict] = {}
-        extremes: dict[str, list] = defaultdict(lambda: [np.zeros(N), np.zeros(N), 0])
-        for call in calls:
-            counts = call.counts
-            call_repeated = repeated if self.step_mode == "s" and call.is_encoding else bool(counts.repeated)
-            for timestep, values_of in self._per_image(call, T, N).items():
-                key = (call.layer, call.role, call.module_type, timestep)
-                row = rows.get(key)
-                if row is None:
-                    row = rows[key] = dict.fromkeys(_ADDITIVE, 0.0)
-                    row.update(order=call.order, input_kind="", is_encoding=call.is_encoding,
-                               input_repeated=call_repeated)
-                for name, value in values_of.items():
-                    row[name] = row[name] + value
-                row["input_kind"] = most_general_kind((row["input_kind"], counts.input_kind))
-            if counts.dead is not None and counts.dead.size == N:
-                entry = extremes[call.layer]
-                entry[0] += counts.dead
-                entry[1] += counts.saturated
-                entry[2] += counts.neurons
-        for name, value in extras.items():
-            kind, layer = name.split(":", 1)
-            if kind == "dead":
-                extremes[layer] = [value, extras[f"saturated:{layer}"], float(extras[f"neurons:{layer}"][0])]
         images = np.arange(packed.first_image, packed.first_image + N)
-        if rows:
-            labels = dict(zip(_LABELS[:4], map(list, zip(*rows))))
-            for name in _LABELS[4:]:
-                labels[name] = [row[name] for row in rows.values()]
-            values = {name: np.empty((len(rows), N)) for name in _ADDITIVE}
-            for i, row in enumerate(rows.values()):
-                for name in _ADDITIVE:
-                    values[name][i] = row[name]
-            self._record_blocks.append(_RowBlock(images, labels, values))
-        if extremes:
-            self._extreme_blocks.append(_RowBlock(images, {"layer": list(extremes)}, {
-                name: np.array([np.broadcast_to(entry[i], (N,)) for entry in extremes.values()], dtype=float)
-                for i, name in enumerate(("dead_neurons", "saturated_neurons", "neurons"))
-            }))
+        if rows.labels is not None:
+            self._record_blocks.append(_RowBlock(images, rows.labels, rows.values))
+        if rows.extremes is not None:
+            self._extreme_blocks.append(_RowBlock(images, {"layer": rows.extreme_layers}, rows.extremes))
         wanted = N if self.spike_map_images is None else max(0, self.spike_map_images - packed.first_image)
-        binary_layers = {call.layer for call in calls if call.layer in sequence.captures and (
-            call.counts.output_kind if call.role == NEURON else call.counts.input_kind) == BINARY}
         for layer, captured in sequence.captures.items():
-            dtype = torch.bool if layer in binary_layers else torch.float32
+            dtype = torch.bool if layer in rows.binary_layers else torch.float32
             captured = [(time_major, tensor.to("cpu", dtype)) for time_major, tensor in captured]
             self.spike_maps[layer].extend(_spike_maps_per_image(captured, T, N)[:wanted])
 
@@ -662,38 +617,6 @@ class Profiler:
         """Whether the sequence being recorded still has images whose spike maps are wanted."""
         wanted = self.spike_map_images
         return wanted is None or self.images < wanted
-
-    @staticmethod
-    def _per_image(call: _Call, T: int, N: int) -> dict[int, dict]:
-        """Split one call's resolved counts per image, keyed by timestep (-1: not split by time).
-
-        Each value maps a count name to a number (the same for every image: dense counts) or an ``[N]`` array.
-        """
-        counts = call.counts
-        samples = max(counts.samples, 1)
-        steps, timed = None, False  # steps None: the leading axis is not the images, totals are shared evenly
-        if call.time_major:
-            if call.lead[1] == N:
-                steps, timed = call.lead[0], True
-        elif T > 1 and call.step is None and (samples == T * N or (call.functional and call.lead == (T, N))):
-            steps, timed = T, True
-        elif samples == N:
-            steps = 1
-        rows = (steps or 1) * N
-        dense = {
-            "macs": counts.macs / rows, "real_input_macs": counts.real_input_macs / rows,
-            "mults": counts.mults / rows, "adds": counts.adds / rows,
-            "input_elements": counts.input_elements * samples / rows, "neurons": counts.neurons * samples / rows,
-        }
-        measured = {}
-        for name in ("input_nonzero", "sops", "spikes"):
-            values = getattr(counts, name)
-            if values is not None:
-                measured[name] = (values.reshape(steps, N) if steps and values.size == rows
-                                  else np.full((steps or 1, N), values.sum() / rows))
-        if not timed:
-            return {-1 if call.step is None else call.step: {**dense, **{k: v[0] for k, v in measured.items()}}}
-        return {t: {**dense, **{k: v[t] for k, v in measured.items()}} for t in range(steps)}
 
     # ---- results ------------------------------------------------------------------------------------------------
     def records(self) -> pd.DataFrame:
@@ -733,7 +656,7 @@ class Profiler:
         """Return one row per (image, neuron layer): ``neurons`` per timestep, ``dead_neurons`` (never fired over
         the image's timesteps) and ``saturated_neurons`` (fired at every timestep)."""
         self._flush()
-        frame = _frame(self._extreme_blocks, ("image", "layer", "neurons", "dead_neurons", "saturated_neurons"))
+        frame = _frame(self._extreme_blocks, ("image", "layer", *EXTREMES))
         frame["image"] = frame["image"].astype(np.int64)
         return frame
 
@@ -749,12 +672,6 @@ class Profiler:
     def active_layer(self) -> str | None:
         """Qualified name of the innermost module running now (after an error: the one that raised), or None."""
         return self._owners[-1].name if self._owners else None
-
-
-def _is_spike_generator(counts) -> bool:
-    """Whether an unknown leaf module's call behaved as a neuron: binary output with spikes, non-binary input."""
-    return counts.output_kind == BINARY and counts.spikes is not None and counts.spikes.sum() > 0 \
-        and counts.input_kind != BINARY
 
 
 class _internal:
