@@ -6,10 +6,12 @@ when present).
 
 Timing: per size, one warm-up round, then ``--repeats`` rounds; each round runs every method once, in turn, so a
 change of machine load hits all of them alike. Reported: the median wall-clock and CPU (process) time per
-forward, and each method's ratio to the plain forward. All runs are under ``torch.no_grad()``; our profiler is
-entered and left around each forward and its rows are read (``records()``: the one transfer of everything it
-measured), so attaching and removing its hooks and building the rows are part of its cost. On CUDA, the plain and
-our profiler's forwards are timed again on the GPU (wall clock, synchronised after each forward).
+forward, and each method's ratio to the plain forward. All runs are under ``torch.no_grad()``. ``snn_energy``:
+our profiler is entered and left around each forward and its rows are read (``records()``: the one transfer of
+everything it measured), so attaching and removing its hooks and building the rows are part of its cost.
+``snn_energy_attached``: as when profiling a data set, the profiler stays attached (to a copy of the model, so that
+the other methods run unprofiled) and each forward's rows are drained (``drain()``). On CUDA, the plain and our
+profiler's forwards are timed again on the GPU (wall clock, synchronised after each forward).
 
 Memory: in a fresh Python process per method, the model runs one warm-up forward, the kernel's peak-RSS mark
 is reset (``/proc/self/clear_refs``), and one more forward runs: reported are the peak resident set size during
@@ -21,27 +23,30 @@ seen by tracemalloc, hence RSS (Linux only).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import statistics
 import subprocess
 import sys
 import time
+from copy import deepcopy
 
 import torch
 
 import esdnet
 from snn_energy import Profiler
 
-METHODS = ("plain", "snn_energy", "spikingjelly", "fvcore")
+METHODS = ("plain", "snn_energy", "snn_energy_attached", "spikingjelly", "fvcore")
 # glibc serves allocations above this from mmap and unmaps them when freed, so that the resident size follows
 # the live tensors; its default threshold moves with the allocation history, which makes RSS peaks of two runs of
 # the same forward differ by tens of MiB.
 MMAP_THRESHOLD = 64 * 1024
 
 
-def _forward(method: str, model: torch.nn.Module, x: torch.Tensor):
-    """Return a callable running one forward of ``model`` on ``x`` the way ``method`` does."""
+def _forward(method: str, model: torch.nn.Module, x: torch.Tensor, session: contextlib.ExitStack):
+    """Return a callable running one forward of ``model`` on ``x`` the way ``method`` does (``session`` holds what
+    stays attached across forwards)."""
     if method == "plain":
         return lambda: model(x)
     if method == "snn_energy":
@@ -50,6 +55,14 @@ def _forward(method: str, model: torch.nn.Module, x: torch.Tensor):
                 model(x)
             profiler.records()
         return profiled
+    if method == "snn_energy_attached":  # as over a data set: attached once (to a copy), each forward's rows drained
+        copy = deepcopy(model)
+        attached = session.enter_context(Profiler(copy))
+
+        def drained():
+            copy(x)
+            attached.drain()
+        return drained
     if method == "spikingjelly":
         from spikingjelly.activation_based.op_counter import SimpleEnergyProfiler
 
@@ -80,10 +93,11 @@ def _timed(run, cuda: bool = False) -> tuple[float, float]:
 
 def time_methods(model, x, methods, repeats: int) -> dict[str, tuple[float, float]]:
     """Return the median (wall s, CPU s) per forward of each method, measured in interleaved rounds."""
-    runs = {method: _forward(method, model, x) for method in methods}
+    session = contextlib.ExitStack()
+    runs = {method: _forward(method, model, x, session) for method in methods}
     cuda = x.is_cuda
     samples = {method: [] for method in methods}
-    with torch.no_grad():
+    with torch.no_grad(), session:
         for round_index in range(repeats + 1):
             for method, run in runs.items():
                 seconds = _timed(run, cuda)
@@ -107,7 +121,7 @@ def measure_memory_in_this_process(method: str, preset: str, size: int, threads:
     torch.manual_seed(0)
     model = esdnet.build_model(preset).eval()
     x = torch.rand(1, 3, size, size)
-    run = _forward(method, model, x)
+    run = _forward(method, model, x, contextlib.ExitStack())
     with torch.no_grad():
         run()
         gc.collect()
@@ -177,7 +191,7 @@ def main(argv=None) -> int:
         for size in args.sizes:
             x = torch.rand(1, 3, size, size, device="cuda")
             torch.cuda.reset_peak_memory_stats()
-            medians = time_methods(cuda_model, x, ["plain", "snn_energy"], max(args.repeats, 5))
+            medians = time_methods(cuda_model, x, ["plain", "snn_energy", "snn_energy_attached"], max(args.repeats, 5))
             print(f"input 1x3x{size}x{size}, median of {max(args.repeats, 5)} rounds, GPU "
                   f"(peak {torch.cuda.max_memory_allocated() / 2 ** 20:.0f} MiB allocated)")
             _table(medians)

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from snn_energy.handlers import NEURON
-from snn_energy.transfer import BINARY_CODE, KIND_NAMES, REAL_CODE, Kinds, Slots, kinds_of, slots_of
+from snn_energy.tensor_stats import BINARY_CODE, KIND_NAMES, REAL_CODE
+from snn_energy.transfer import Kinds, Slots, kinds_of, slots_of
 
 DENSE = ("macs", "mults", "adds", "neurons")  # the same for every image: summed once per plan
 MEASURED = ("real_input_macs", "input_elements", "input_nonzero", "sops", "spikes")  # added per sequence

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 BINARY = "binary"  # every element is 0 or 1
@@ -33,28 +34,32 @@ def most_general_kind(kinds) -> str:
     return next((kind for kind in reversed(KINDS) if kind in present), "")
 
 
+KIND_NAMES = ("", *KINDS)  # kind codes are indices in this tuple: 0 none, then binary, integer, real (most general)
+BINARY_CODE, INTEGER_CODE, REAL_CODE = (KIND_NAMES.index(kind) for kind in KINDS)
+
+
+def kind_codes(low: np.ndarray, high: np.ndarray, fraction: np.ndarray) -> np.ndarray:
+    """Return the kind codes (see ``KIND_NAMES``) of tensors from their measured minima, maxima and largest absolute
+    fractional parts: real unless every fractional part is zero (NaN is not), binary within [0, 1], else integer."""
+    return np.where(fraction == 0.0, np.where((low >= 0) & (high <= 1), BINARY_CODE, INTEGER_CODE), REAL_CODE)
+
+
 def kind_of(low: float, high: float, fraction: float) -> str:
-    """Return the kind of a tensor from its measured minimum, maximum and largest absolute fractional part."""
-    if not fraction == 0.0:  # NaN included
-        return REAL
-    return BINARY if low >= 0 and high <= 1 else INTEGER
+    """Return the kind of one tensor from its measured minimum, maximum and largest absolute fractional part."""
+    return KIND_NAMES[int(kind_codes(np.float64(low), np.float64(high), np.float64(fraction)))]
 
 
 @dataclass(frozen=True)
 class TensorStats:
-    """Device-side measurements of one tensor: ``low``/``high``/``fraction`` (0-dim), ``nonzero`` ([rows]) and,
-    for a neuron output measured over timesteps, ``ever`` / ``always`` ([images]: neurons nonzero at some / at
-    every timestep)."""
+    """Device-side measurements of one tensor: ``bounds`` (``[low, high, fraction]``: its minimum, maximum and
+    largest absolute fractional part, one 3-vector so that packing a sequence concatenates instead of stacking
+    thousands of scalars), ``nonzero`` ([rows]) and, for a neuron output measured over timesteps, ``ever`` /
+    ``always`` ([images]: neurons nonzero at some / at every timestep)."""
 
-    low: torch.Tensor
-    high: torch.Tensor
-    fraction: torch.Tensor
+    bounds: torch.Tensor
     nonzero: torch.Tensor
     ever: torch.Tensor | None = None
     always: torch.Tensor | None = None
-
-    def scalars(self) -> tuple:
-        return self.low, self.high, self.fraction
 
 
 def row_sum(values: torch.Tensor) -> torch.Tensor:
@@ -77,13 +82,13 @@ def _buffer(elements: int, dtype, device) -> torch.Tensor:
 
 
 def _stats_of(piece: torch.Tensor, scratch: torch.Tensor | None) -> tuple:
-    """(low, high, largest |fractional part|, 0/1 nonzero indicator) of a 2-D piece; the temporaries are written
+    """([low, high, largest |fractional part|], 0/1 nonzero indicator) of a 2-D piece; the temporaries are written
     to ``scratch`` (None: allocated, cheaper for small pieces than writing to a buffer)."""
     low, high = torch.aminmax(piece)
     fraction = torch.frac(piece) if scratch is None else torch.frac(piece, out=scratch)
     fraction_low, fraction_high = torch.aminmax(fraction)
     largest = torch.maximum(fraction_high, fraction_low.neg())  # zero exactly when both are (NaN propagates)
-    return low, high, largest, (piece != 0) if scratch is None else torch.ne(piece, 0, out=scratch)
+    return torch.stack((low, high, largest)), (piece != 0) if scratch is None else torch.ne(piece, 0, out=scratch)
 
 
 def measure(x: torch.Tensor, rows: int, weights: torch.Tensor | None = None, width: int | None = None,
@@ -111,7 +116,7 @@ def measure(x: torch.Tensor, rows: int, weights: torch.Tensor | None = None, wid
         zero = torch.zeros((), device=x.device)
         empty = torch.zeros(rows, device=x.device)
         per_image = torch.zeros(rows // steps if steps else 0, device=x.device)
-        measured = TensorStats(zero, zero, zero, empty, *((per_image, per_image) if steps else ()))
+        measured = TensorStats(torch.zeros(3, device=x.device), empty, *((per_image, per_image) if steps else ()))
         return (measured if stats else None), (empty.double() if accumulates else None)
     width = width or x.numel() // rows
     grid = x.reshape(-1, width)
@@ -130,10 +135,9 @@ def measure(x: torch.Tensor, rows: int, weights: torch.Tensor | None = None, wid
     measured = None
     if stats:
         parts = [_piece_stats(piece, scratch, piece.shape[0], None) for piece in pieces]
-        lows, highs, fractions, nonzeros = (torch.stack([getattr(part, name) for part in parts]) if name != "nonzero"
-                                            else torch.cat([part.nonzero for part in parts])
-                                            for name in ("low", "high", "fraction", "nonzero"))
-        measured = TensorStats(lows.min(), highs.max(), fractions.max(), _per_row(nonzeros, rows))
+        bounds = torch.stack([part.bounds for part in parts])  # [parts, 3]
+        bounds = torch.cat((bounds[:, :1].amin(0), bounds[:, 1:].amax(0)))  # NaN propagates
+        measured = TensorStats(bounds, _per_row(torch.cat([part.nonzero for part in parts]), rows))
     return measured, (None if sums is None else _per_row(sums, rows).to(torch.float64))
 
 
@@ -150,13 +154,12 @@ def _weighted_sums(piece: torch.Tensor, weights: torch.Tensor | None, dtype, buf
 
 def _piece_stats(piece: torch.Tensor, scratch: torch.Tensor | None, rows: int, steps: int | None) -> TensorStats:
     """The ``TensorStats`` of a 2-D piece, nonzero counts per one of ``rows`` rows (``steps``: see ``measure``)."""
-    low, high, fraction, indicator = _stats_of(piece, None if scratch is None else scratch[:piece.numel()].view(
-        piece.shape))
+    bounds, indicator = _stats_of(piece, None if scratch is None else scratch[:piece.numel()].view(piece.shape))
     ever = always = None
     if steps:
         per_neuron = indicator.view(steps, rows // steps, -1)
         ever, always = row_sum(per_neuron.amax(0)), row_sum(per_neuron.amin(0))
-    return TensorStats(low, high, fraction, _per_row(row_sum(indicator), rows), ever, always)
+    return TensorStats(bounds, _per_row(row_sum(indicator), rows), ever, always)
 
 
 def _per_row(values: torch.Tensor, rows: int) -> torch.Tensor:
@@ -171,5 +174,5 @@ def describe(x: torch.Tensor, sample_dims: int = 1) -> tuple[str, torch.Tensor]:
     for size in x.shape[:sample_dims]:
         rows *= size
     stats, _ = measure(x.reshape(1) if x.dim() == 0 else x, max(rows, 1))
-    low, high, fraction = (float(v) for v in torch.stack(stats.scalars()).double().cpu())
+    low, high, fraction = (float(v) for v in stats.bounds.double().cpu())
     return kind_of(low, high, fraction), stats.nonzero.double().cpu()

@@ -15,10 +15,8 @@ import numpy as np
 import torch
 
 from snn_energy.handlers import CallCounts
-from snn_energy.tensor_stats import KINDS
-
-KIND_NAMES = ("", *KINDS)  # kind codes are indices in this tuple: 0 none, then binary, integer, real (most general)
-BINARY_CODE, INTEGER_CODE, REAL_CODE = (KIND_NAMES.index(kind) for kind in KINDS)
+from snn_energy.tensor_stats import BINARY_CODE, INTEGER_CODE, KIND_NAMES
+from snn_energy.tensor_stats import kind_codes as codes_of
 
 
 @dataclass
@@ -43,32 +41,40 @@ class Resolved:
 
 
 class _Packer:
-    """Collects 0-dim and 1-D device tensors; ``flat()`` returns them as one float64 tensor (scalars first).
+    """Collects device tensors: scalars (0-dim, or 1-D groups of them) and vectors; ``flat()`` returns them as one
+    float64 tensor (scalars first).
 
     A scalar's slot is its index; a vector's slot is ``(start, stop)`` counted from the first vector element."""
 
     def __init__(self, device):
-        self.scalars = [torch.zeros((), dtype=torch.float64, device=device)]
+        self.scalars = [torch.zeros(1, dtype=torch.float64, device=device)]
+        self.scalar_length = 1
         self.vectors = [torch.empty(0, dtype=torch.float64, device=device)]
         self.vector_length = 0
 
     def scalar(self, value: torch.Tensor) -> int:
-        self.scalars.append(value)
-        return len(self.scalars) - 1
+        return self.group(value.reshape(1))
+
+    def group(self, values: torch.Tensor) -> int:
+        """Add a 1-D tensor of scalars; return the slot of its first one."""
+        self.scalars.append(values)
+        self.scalar_length += values.shape[0]
+        return self.scalar_length - values.shape[0]
 
     def vector(self, value: torch.Tensor) -> tuple:
-        value = value.reshape(-1)
+        value = value if value.dim() == 1 else value.reshape(-1)
         self.vectors.append(value)
         start = self.vector_length
         self.vector_length += value.shape[0]
         return start, self.vector_length
 
     def flat(self) -> torch.Tensor:
-        return torch.cat([torch.stack(self.scalars).to(torch.float64), torch.cat(self.vectors).to(torch.float64)])
+        return torch.cat([torch.cat(self.scalars).to(torch.float64), torch.cat(self.vectors).to(torch.float64)])
 
 
 def _stats_slots(packer: _Packer, stats) -> tuple:
-    return (*(packer.scalar(v) for v in stats.scalars()), packer.vector(stats.nonzero))
+    first = packer.group(stats.bounds)
+    return first, first + 1, first + 2, packer.vector(stats.nonzero)
 
 
 def pack(calls: list[CallCounts], extras: dict | None = None, device=None) -> tuple[torch.Tensor, tuple]:
@@ -79,8 +85,8 @@ def pack(calls: list[CallCounts], extras: dict | None = None, device=None) -> tu
     Layout: ``(scalars, calls, extras)``; per call ``(operands, output, dead, saturated, repeated)`` with
     ``operands`` a tuple of ``(stats, elements, accumulates)``, and stats ``(low, high, fraction, nonzero)``."""
     if device is None:
-        device = next((op.stats.low.device for c in calls for op in c.operands), None) or next(
-            (c.output.low.device for c in calls if c.output is not None), None) or next(
+        device = next((op.stats.bounds.device for c in calls for op in c.operands), None) or next(
+            (c.output.bounds.device for c in calls if c.output is not None), None) or next(
             (t.device for t in (extras or {}).values()), torch.device("cpu"))
     packer = _Packer(device)
     layouts = []
@@ -95,7 +101,7 @@ def pack(calls: list[CallCounts], extras: dict | None = None, device=None) -> tu
     extra_layout = tuple((name, packer.vector(value)) for name, value in (extras or {}).items())
     with torch._C.DisableTorchFunction():
         flat = packer.flat()
-    return flat, (len(packer.scalars), tuple(layouts), extra_layout)
+    return flat, (packer.scalar_length, tuple(layouts), extra_layout)
 
 
 def to_host(flats: list[torch.Tensor]) -> list[np.ndarray]:
@@ -162,9 +168,7 @@ def slots_of(layout: tuple) -> Slots:
 def kind_codes(values: np.ndarray, scalars: np.ndarray) -> np.ndarray:
     """Return the kind code (see ``KIND_NAMES``) of each tensor whose low, high and fraction lie at the rows of
     ``scalars`` ([tensors, 3] positions in ``values``; -1: no tensor, code 0): ``tensor_stats.kind_of`` at once."""
-    low, high, fraction = (values[scalars[:, i]] for i in range(3))
-    codes = np.where(fraction == 0.0, np.where((low >= 0) & (high <= 1), BINARY_CODE, INTEGER_CODE), REAL_CODE)
-    return np.where(scalars[:, 0] >= 0, codes, 0)
+    return np.where(scalars[:, 0] >= 0, codes_of(*(values[scalars[:, i]] for i in range(3))), 0)
 
 
 @dataclass(frozen=True)

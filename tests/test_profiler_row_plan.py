@@ -8,8 +8,8 @@ import torch
 import torch.nn as nn
 
 from snn_energy import Profiler, row_plan
-from snn_energy.tensor_stats import kind_of
-from snn_energy.transfer import KIND_NAMES, kind_codes
+from snn_energy.tensor_stats import KIND_NAMES, kind_of
+from snn_energy.transfer import kind_codes
 
 
 class Threshold(nn.Module):
