@@ -100,8 +100,8 @@ def measure(x: torch.Tensor, rows: int, weights: torch.Tensor | None = None, wid
     ``steps``: ``x`` is ``[steps, images, ...]`` (``rows = steps * images``); the stats then also count, per
     image, the elements nonzero at some timestep (``ever``) and at every timestep (``always``).
 
-    Chunks of about a million elements (or one ``width`` row; the whole tensor when ``steps`` is given) go
-    through reusable scratch buffers. The weighted sums are exact while each row's sum stays below 2**24 in
+    Chunks of about a million elements (rows of ``width``; columns, holding every timestep, when ``steps`` is
+    given) go through reusable scratch buffers. The weighted sums are exact while each row's sum stays below 2**24 in
     float32 (``weights.dtype`` float64 computes in float64).
     """
     if x.is_complex():
@@ -120,25 +120,42 @@ def measure(x: torch.Tensor, rows: int, weights: torch.Tensor | None = None, wid
         return (measured if stats else None), (empty.double() if accumulates else None)
     width = width or x.numel() // rows
     grid = x.reshape(-1, width)
-    step = grid.shape[0] if steps else max(1, _CHUNK_ELEMENTS // width)
+    if steps:  # chunks of columns (neurons), so that every chunk holds all the timesteps of its neurons
+        columns = max(1, _CHUNK_ELEMENTS // grid.shape[0])
+        pieces = [grid[:, start:start + columns] for start in range(0, width, columns)]
+    else:  # chunks of rows
+        step = max(1, _CHUNK_ELEMENTS // width)
+        pieces = [grid[start:start + step] for start in range(0, grid.shape[0], step)]
     small = x.numel() <= _SMALL_ELEMENTS
-    scratch = None if small else _buffer(min(step, grid.shape[0]) * width, x.dtype, x.device)
-    magnitudes = _buffer(min(step, grid.shape[0]) * width, dtype, x.device) if (
+    scratch = None if small else _buffer(pieces[0].numel(), x.dtype, x.device)
+    magnitudes = _buffer(pieces[0].numel(), dtype, x.device) if (
         accumulates and not small and dtype != x.dtype) else scratch  # float64 sums need a float64 buffer
-    if grid.shape[0] <= step:  # one piece: the common case, without lists
+    if len(pieces) == 1:  # the common case, without lists
         sums = _weighted_sums(grid, weights, dtype, magnitudes) if accumulates else None
         measured = _piece_stats(grid, scratch, rows, steps) if stats else None
         return measured, (None if sums is None else _per_row(sums, rows).to(torch.float64))
-    pieces = [grid[start:start + step] for start in range(0, grid.shape[0], step)]
-    sums = torch.cat([_weighted_sums(piece, weights, dtype, magnitudes) for piece in pieces]) if accumulates \
-        else None
-    measured = None
-    if stats:
-        parts = [_piece_stats(piece, scratch, piece.shape[0], None) for piece in pieces]
-        bounds = torch.stack([part.bounds for part in parts])  # [parts, 3]
-        bounds = torch.cat((bounds[:, :1].amin(0), bounds[:, 1:].amax(0)))  # NaN propagates
-        measured = TensorStats(bounds, _per_row(torch.cat([part.nonzero for part in parts]), rows))
+    if steps:
+        offsets = range(0, width, columns)
+        sums = torch.stack([_weighted_sums(piece, None if weights is None else weights[start:start + columns],
+                                           dtype, magnitudes) for start, piece in zip(offsets, pieces)]).sum(0) \
+            if accumulates else None
+    else:
+        sums = torch.cat([_weighted_sums(piece, weights, dtype, magnitudes) for piece in pieces]) if accumulates \
+            else None
+    measured = _combined_stats([_piece_stats(piece, scratch, piece.shape[0], steps) for piece in pieces], rows,
+                               by_columns=bool(steps)) if stats else None
     return measured, (None if sums is None else _per_row(sums, rows).to(torch.float64))
+
+
+def _combined_stats(parts: list, rows: int, by_columns: bool) -> TensorStats:
+    """The ``TensorStats`` of a tensor from those of its chunks: of its columns (counts add up) or of its rows."""
+    bounds = torch.stack([part.bounds for part in parts])  # [parts, 3]
+    bounds = torch.cat((bounds[:, :1].amin(0), bounds[:, 1:].amax(0)))  # NaN propagates
+    if not by_columns:
+        return TensorStats(bounds, _per_row(torch.cat([part.nonzero for part in parts]), rows))
+    total = lambda name: None if getattr(parts[0], name) is None else torch.stack(
+        [getattr(part, name) for part in parts]).sum(0)
+    return TensorStats(bounds, total("nonzero"), total("ever"), total("always"))
 
 
 def _weighted_sums(piece: torch.Tensor, weights: torch.Tensor | None, dtype, buffer: torch.Tensor | None):

@@ -10,6 +10,7 @@ from spikingjelly.activation_based import functional, layer, neuron
 
 from snn_energy import Profiler
 from snn_energy.handlers import conv_counts, conv_transpose_counts, linear_counts
+from snn_energy import tensor_stats
 from snn_energy.tensor_stats import BINARY, INTEGER, REAL, describe
 
 
@@ -176,6 +177,26 @@ def test_transposed_convolution_counts_only_products_inside_the_output(conv):
 
 
 # ---- kinds of values ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("steps", [None, 4], ids=["rows", "timesteps"])
+def test_chunked_measurement_equals_the_whole_tensor_and_hand_counts(monkeypatch, steps):
+    torch.manual_seed(0)
+    x = (torch.rand(4, 3, 5000) < 0.3).float() * torch.randint(1, 3, (4, 3, 5000)).float()  # whole, 0 to 2
+    x[1, 2, 7] = -0.5
+    weights = torch.randint(1, 9, (5000,)).float()
+    whole = tensor_stats.measure(x, 12, weights, 5000, accumulates=True, steps=steps)
+    monkeypatch.setattr(tensor_stats, "_CHUNK_ELEMENTS", 1000)  # 2 rows or 83 columns per chunk
+    monkeypatch.setattr(tensor_stats, "_SMALL_ELEMENTS", 10)
+    chunked = tensor_stats.measure(x, 12, weights, 5000, accumulates=True, steps=steps)
+    rows = x.reshape(12, -1)
+    assert chunked[0].bounds.tolist() == whole[0].bounds.tolist() == [-0.5, 2.0, 0.5]
+    assert chunked[0].nonzero.tolist() == whole[0].nonzero.tolist() == (rows != 0).sum(1).tolist()
+    assert chunked[1].tolist() == whole[1].tolist() == (rows.abs() @ weights).tolist()
+    if steps:
+        fired = (x != 0).sum(0)  # [images, neurons]: timesteps each neuron fired
+        assert chunked[0].ever.tolist() == whole[0].ever.tolist() == (fired > 0).sum(1).tolist()
+        assert chunked[0].always.tolist() == whole[0].always.tolist() == (fired == 4).sum(1).tolist()
+
 
 @pytest.mark.parametrize("tensor, kind", [
     (torch.tensor([0.0, 1.0, 1.0]), BINARY),
