@@ -97,9 +97,10 @@ FunctionalHandler = Callable[[tuple, dict, torch.Tensor, Measure], "CallCounts |
 
 
 def measure(x: torch.Tensor, rows: int, weights: torch.Tensor | None = None, width: int | None = None,
-            accumulates: bool = False, steps: int | None = None) -> tuple[TensorStats, torch.Tensor | None]:
+            accumulates: bool = False, steps: int | None = None,
+            scale: float = 1) -> tuple[TensorStats, torch.Tensor | None]:
     """The default ``Measure``: ``tensor_stats.measure`` without caching."""
-    return measure_tensor(x, rows, weights, width, accumulates=accumulates, steps=steps)
+    return measure_tensor(x, rows, weights, width, accumulates=accumulates, steps=steps, scale=scale)
 
 
 def first_tensor(values) -> torch.Tensor | None:
@@ -227,8 +228,8 @@ def _conv_family(geometry: ConvGeometry, x_raw: torch.Tensor, y_raw: torch.Tenso
     samples = x.shape[0]
     weights = _outer_product(fans, torch.float32 if exact32 else torch.float64, x.device)
     # every input value v meets C_out / groups weights at each of its fan-out positions: |v| accumulates each
-    stats, accumulates = measure(x, samples, weights, weights.shape[0], accumulates=True)
-    accumulates = accumulates * (geometry.out_channels // geometry.groups)
+    stats, accumulates = measure(x, samples, weights, weights.shape[0], accumulates=True,
+                                 scale=geometry.out_channels // geometry.groups)
     return CallCounts(SYNAPTIC, samples=samples, macs=macs, adds=adds,
                       operands=(Operand(stats, elements, accumulates),))
 
@@ -255,8 +256,7 @@ def _linear(x_raw: torch.Tensor, in_features: int, out_features: int, bias: bool
     x = _batched(x_raw, 1, time_major)
     rows = x.numel() // in_features
     samples = x.shape[0]
-    stats, accumulates = measure(x, samples, accumulates=True)
-    accumulates = accumulates * out_features
+    stats, accumulates = measure(x, samples, accumulates=True, scale=out_features)
     return CallCounts(
         SYNAPTIC, samples=samples, macs=rows * in_features * out_features, adds=rows * out_features if bias else 0,
         operands=(Operand(stats, x[0].numel() if samples else 0, accumulates),),
@@ -432,9 +432,8 @@ def _operand(t: torch.Tensor, samples: int, meets: int, measure: Measure) -> Ope
     |v| x meets); per sample when its leading axis is the output's, else its total spread over the samples."""
     aligned = t.dim() >= 1 and t.shape[0] == samples and samples > 1
     rows = samples if aligned else 1
-    stats, accumulates = measure(t, rows, accumulates=True)
-    accumulates = accumulates * meets
-    return Operand(stats, t.numel() // samples, accumulates if aligned else (accumulates / samples).expand(samples))
+    stats, accumulates = measure(t, rows, accumulates=True, scale=meets if aligned else meets / samples)
+    return Operand(stats, t.numel() // samples, accumulates if aligned else accumulates.expand(samples))
 
 
 def _product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, measure: Measure, adds: int = 0) -> CallCounts:

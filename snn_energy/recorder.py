@@ -33,6 +33,7 @@ import torch.nn as nn
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode, _get_current_function_mode
 
+from snn_energy.deferred import DeferredMeasurements, deferrable
 from snn_energy.errors import NoSynapticLayerError, ProfilerInternalError, ProfilerStateError
 from snn_energy.handlers import (
     FUNCTIONAL_HANDLERS, NEURON, NO_ARITHMETIC, SYNAPTIC, SYNAPTIC_HANDLERS, CallCounts, Operand, first_tensor,
@@ -101,6 +102,7 @@ class _Sequence:
     uncounted_in_leaves: dict = field(default_factory=dict)  # the same, inside unknown leaf modules
     counted_leaves: set = field(default_factory=set)  # unknown leaf modules whose own operations were counted
     fired_steps: dict = field(default_factory=dict)  # single-step: neuron layer -> per-neuron firing count
+    deferred: DeferredMeasurements = field(default_factory=DeferredMeasurements)  # its small tensors
     captures: dict = field(default_factory=lambda: defaultdict(list))
 
 
@@ -477,19 +479,27 @@ class Profiler:
         self._sequence.calls.append(call)
 
     def _measure(self, tensor: torch.Tensor, rows: int, weights: torch.Tensor | None = None,
-                 width: int | None = None, accumulates: bool = False,
-                 steps: int | None = None) -> tuple[TensorStats, torch.Tensor | None]:
+                 width: int | None = None, accumulates: bool = False, steps: int | None = None,
+                 scale: float = 1) -> tuple[TensorStats, torch.Tensor | None]:
         """``tensor_stats.measure``, its statistics remembered during a forward: a neuron's spikes are measured
         once, not again as the next synaptic layer's input (a view of them, e.g. flattened over T and N), unless
-        modified in place in between."""
+        modified in place in between. Small tensors are measured together when the sequence ends (``deferred``)."""
         key = _data_key(tensor, rows)
         version = _version_of(tensor)
         entry = self._stats.get(key)
+        deferred = deferrable(tensor, rows, weights, width, steps)
         if entry is not None and entry[1] == version and _same_data(entry[0](), tensor) and (
                 steps is None or entry[2].ever is not None):
-            summed = measure(tensor, rows, weights, width, stats=False, accumulates=True)[1] if accumulates else None
-            return entry[2], summed
-        stats, summed = measure(tensor, rows, weights, width, accumulates=accumulates, steps=steps)
+            if not accumulates:
+                return entry[2], None
+            if deferred:
+                return entry[2], self._sequence.deferred.measure(tensor, rows, weights, width, scale)[1]
+            return entry[2], measure(tensor, rows, weights, width, stats=False, accumulates=True, scale=scale)[1]
+        if deferred:
+            stats, summed = self._sequence.deferred.measure(tensor, rows, weights, width, scale)
+            summed = summed if accumulates else None
+        else:
+            stats, summed = measure(tensor, rows, weights, width, accumulates=accumulates, steps=steps, scale=scale)
         if len(self._stats) >= 16:
             self._stats.clear()
         self._stats[key] = (weakref.ref(tensor), version, stats)
@@ -576,6 +586,7 @@ class Profiler:
                 extras[f"saturated:{layer}"] = (per_image == T).sum(1)
                 extras[f"neurons:{layer}"] = torch.full((1,), per_image.shape[1], device=per_image.device)
         with torch._C.DisableTorchFunction(), torch.no_grad():
+            sequence.deferred.fill()
             flat, layout = pack([call.counts for call in sequence.calls], extras)
         sequence.fired_steps = {}
         self._pending.append(_Packed(sequence, T, N, self.images, flat, layout))

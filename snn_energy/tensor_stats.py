@@ -92,11 +92,12 @@ def _stats_of(piece: torch.Tensor, scratch: torch.Tensor | None) -> tuple:
 
 
 def measure(x: torch.Tensor, rows: int, weights: torch.Tensor | None = None, width: int | None = None,
-            stats: bool = True, accumulates: bool = False,
-            steps: int | None = None) -> tuple[TensorStats | None, torch.Tensor | None]:
+            stats: bool = True, accumulates: bool = False, steps: int | None = None,
+            scale: float = 1) -> tuple[TensorStats | None, torch.Tensor | None]:
     """Measure ``x`` on its device; return its ``TensorStats`` (nonzero counts per one of ``rows`` leading rows)
     when ``stats``, and when ``accumulates`` the value-weighted sums per row, float64: the sum of ``|x|``, each
-    element weighted by ``weights[j]`` (``x`` seen as ``[-1, width]`` rows of ``width`` elements) when given.
+    element weighted by ``weights[j]`` (``x`` seen as ``[-1, width]`` rows of ``width`` elements) when given, times
+    ``scale``.
     ``steps``: ``x`` is ``[steps, images, ...]`` (``rows = steps * images``); the stats then also count, per
     image, the elements nonzero at some timestep (``ever``) and at every timestep (``always``).
 
@@ -133,7 +134,7 @@ def measure(x: torch.Tensor, rows: int, weights: torch.Tensor | None = None, wid
     if len(pieces) == 1:  # the common case, without lists
         sums = _weighted_sums(grid, weights, dtype, magnitudes) if accumulates else None
         measured = _piece_stats(grid, scratch, rows, steps) if stats else None
-        return measured, (None if sums is None else _per_row(sums, rows).to(torch.float64))
+        return measured, (None if sums is None else _scaled(_per_row(sums, rows), scale))
     if steps:
         offsets = range(0, width, columns)
         sums = torch.stack([_weighted_sums(piece, None if weights is None else weights[start:start + columns],
@@ -144,7 +145,13 @@ def measure(x: torch.Tensor, rows: int, weights: torch.Tensor | None = None, wid
             else None
     measured = _combined_stats([_piece_stats(piece, scratch, piece.shape[0], steps) for piece in pieces], rows,
                                by_columns=bool(steps)) if stats else None
-    return measured, (None if sums is None else _per_row(sums, rows).to(torch.float64))
+    return measured, (None if sums is None else _scaled(_per_row(sums, rows), scale))
+
+
+def _scaled(sums: torch.Tensor, scale: float) -> torch.Tensor:
+    """``sums`` in float64, times ``scale``."""
+    sums = sums.to(torch.float64)
+    return sums if scale == 1 else sums * scale
 
 
 def _combined_stats(parts: list, rows: int, by_columns: bool) -> TensorStats:

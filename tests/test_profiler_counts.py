@@ -11,6 +11,7 @@ from spikingjelly.activation_based import functional, layer, neuron
 from snn_energy import Profiler
 from snn_energy.handlers import conv_counts, conv_transpose_counts, linear_counts
 from snn_energy import tensor_stats
+from snn_energy.deferred import DeferredMeasurements
 from snn_energy.tensor_stats import BINARY, INTEGER, REAL, describe
 
 
@@ -196,6 +197,32 @@ def test_chunked_measurement_equals_the_whole_tensor_and_hand_counts(monkeypatch
         fired = (x != 0).sum(0)  # [images, neurons]: timesteps each neuron fired
         assert chunked[0].ever.tolist() == whole[0].ever.tolist() == (fired > 0).sum(1).tolist()
         assert chunked[0].always.tolist() == whole[0].always.tolist() == (fired == 4).sum(1).tolist()
+
+
+def test_small_tensors_measured_together_equal_one_by_one():
+    torch.manual_seed(0)
+    weights = torch.randint(1, 9, (6,)).float()
+    cases = [  # (tensor, rows, weights, width, scale)
+        ((torch.rand(4, 12) < 0.3).float(), 4, weights, 6, 16),
+        (torch.randint(-3, 4, (2, 30)).float(), 2, None, None, 1),
+        (torch.randn(3, 6), 3, weights, 6, 0.5),
+        (torch.tensor([[float("nan"), 1.0], [0.0, 2.0]]), 2, None, None, 1),
+        (torch.tensor([[True, False, True]]), 1, None, None, 3),
+        (torch.full((2, 3), 0.25), 1, None, None, 1),
+    ]
+    deferred = DeferredMeasurements()
+    kept = [deferred.measure(x, rows, w, width, scale) for x, rows, w, width, scale in cases]
+    deferred.fill()
+    for (x, rows, w, width, scale), (stats, sums) in zip(cases, kept):
+        expected, expected_sums = tensor_stats.measure(x, rows, w, width, accumulates=True, scale=scale)
+        torch.testing.assert_close(stats.bounds, expected.bounds.double(), rtol=0, atol=0, equal_nan=True)
+        assert stats.nonzero.tolist() == expected.nonzero.tolist()
+        if expected.bounds[2] == 0:  # whole numbers: exact sums (real inputs' are not used, and float32 there)
+            assert sums.tolist() == expected_sums.tolist()
+        else:
+            torch.testing.assert_close(sums, expected_sums, rtol=1e-6, atol=0, equal_nan=True)
+    by_hand = (cases[0][0].reshape(4, 2, 6) * weights).sum((1, 2)) * 16
+    assert kept[0][1].tolist() == by_hand.tolist()
 
 
 @pytest.mark.parametrize("tensor, kind", [
