@@ -5,7 +5,7 @@ convolutions run on pooled features: about 200 such calls per forward) their fix
 and a kernel launch each on a GPU, is all there is. ``DeferredMeasurements.measure`` instead keeps a float64
 copy of the tensor and returns placeholder tensors (``tensor_stats.TensorStats`` and accumulates, exactly as
 ``tensor_stats.measure`` returns them); ``fill()``, called when the sequence ends and before it is packed,
-measures every kept tensor at once with segment reductions (about twenty operations however many there are)
+measures every kept tensor at once with scatter reductions (about twenty operations however many there are)
 and copies the results into the placeholders. The values are those of ``tensor_stats.measure``: exact minima,
 maxima, largest absolute fractional parts, nonzero counts per row and value-weighted sums in float64.
 
@@ -67,16 +67,18 @@ class DeferredMeasurements:
         plan = _plan(tuple((e.values.shape[0], e.rows, e.width, e.weights is not None, e.scale) for e in entries),
                      device)
         values = torch.cat([entry.values for entry in entries])
-        bounds = torch.stack((
-            torch.segment_reduce(values, "min", lengths=plan.elements),
-            torch.segment_reduce(values, "max", lengths=plan.elements),
-            torch.segment_reduce(torch.frac(values).abs_(), "max", lengths=plan.elements),  # NaN propagates
-        ), 1)
-        nonzero = torch.segment_reduce((values != 0).to(torch.float64), "sum", lengths=plan.row_elements)
+        # reductions into outputs of known size (scatter, not segment_reduce): nothing waits for the device
+        extreme = lambda data, reduce, start: torch.full((len(entries),), start, dtype=torch.float64,
+                                                          device=device).scatter_reduce_(0, plan.tensor_of, data, reduce)
+        bounds = torch.stack((  # NaN propagates through amin and amax
+            extreme(values, "amin", float("inf")), extreme(values, "amax", float("-inf")),
+            extreme(torch.frac(values).abs_(), "amax", 0.0)), 1)
+        row_sum = lambda data: torch.zeros(plan.rows, dtype=torch.float64, device=device).index_add_(
+            0, plan.row_of, data)
+        nonzero = row_sum((values != 0).to(torch.float64))
         weights = torch.cat([entry.weights.to(torch.float64) if entry.weights is not None else plan.one
                              for entry in entries])
-        weighted = values.abs_().mul_(weights[plan.weight_of_element])
-        sums = torch.segment_reduce(weighted, "sum", lengths=plan.row_elements).mul_(plan.row_scale)
+        sums = row_sum(values.abs_().mul_(weights[plan.weight_of_element])).mul_(plan.row_scale)
         results = torch.cat((bounds.reshape(-1), nonzero, sums))[plan.order]
         torch._foreach_copy_([entry.block for entry in entries], list(results.split(plan.blocks)))
 
@@ -85,8 +87,9 @@ class DeferredMeasurements:
 class _Plan:
     """Index tensors of one structure of kept tensors (see ``_plan``)."""
 
-    elements: torch.Tensor  # [tensors] elements of each
-    row_elements: torch.Tensor  # [rows of all tensors] elements of each row
+    tensor_of: torch.Tensor  # [elements] the kept tensor of each element
+    row_of: torch.Tensor  # [elements] the row (of all tensors' rows) of each element
+    rows: int
     weight_of_element: torch.Tensor  # [elements] the position of each element's weight in the joined weights
     row_scale: torch.Tensor  # [rows] the scale of each row's tensor
     order: torch.Tensor  # positions, in (bounds, nonzero, sums), of each placeholder block's values in turn
@@ -98,11 +101,12 @@ class _Plan:
 def _plan(structure: tuple, device) -> _Plan:
     """Index tensors for kept tensors of ``structure`` (per tensor: elements, rows, width, weighted, scale), built
     on the host once and moved to ``device``."""
-    row_elements, weight_of_element, row_scale, order = [], [], [], []
+    tensor_of, row_of, weight_of_element, row_scale, order = [], [], [], [], []
     weights_start, row_start = 0, 0
     tensors, total_rows = len(structure), sum(rows for _, rows, _, _, _ in structure)
     for index, (elements, rows, width, weighted, scale) in enumerate(structure):
-        row_elements += [elements // rows] * rows
+        tensor_of += [index] * elements
+        row_of += [row_start + r for r in range(rows) for _ in range(elements // rows)]
         row_scale += [scale] * rows
         if weighted:
             weight_of_element += [weights_start + j for j in range(width)] * (elements // width)
@@ -116,8 +120,9 @@ def _plan(structure: tuple, device) -> _Plan:
         row_start += rows
     as_tensor = lambda values, dtype=torch.int64: torch.tensor(values, dtype=dtype).to(device, non_blocking=True)
     return _Plan(
-        elements=as_tensor([elements for elements, *_ in structure]),
-        row_elements=as_tensor(row_elements),
+        tensor_of=as_tensor(tensor_of),
+        row_of=as_tensor(row_of),
+        rows=total_rows,
         weight_of_element=as_tensor(weight_of_element),
         row_scale=as_tensor(row_scale, torch.float64),
         order=as_tensor(order),
