@@ -66,3 +66,26 @@ def test_runs_on_another_device_when_available():
     with torch.no_grad():
         out = model(torch.rand(1, 3, 30, 30, device="cuda"))
     assert out.device.type == "cuda"
+
+
+@pytest.mark.parametrize("arch", ["snn", "ann"])
+def test_global_max_pools_compute_what_adaptive_max_pooling_computes(arch):
+    """The attention's AdaptiveMaxPool3d(1) are replaced by one amax each (CUDA's adaptive pooling kernel was
+    99% of the GPU forward): each pool, and the whole forward, give bit-identical values with the originals."""
+    from esdnet.model import GlobalMaxPool3d
+
+    torch.manual_seed(0)
+    for shape in [(2, 4, 6, 9, 7), (4, 6, 9, 7)]:
+        x = torch.randn(shape)
+        assert torch.equal(GlobalMaxPool3d()(x), torch.nn.AdaptiveMaxPool3d(1)(x))
+    model = esdnet.build_model("small", arch=arch).eval()
+    pools = [(parent, name) for parent in model.modules() for name, child in parent.named_children()
+             if isinstance(child, GlobalMaxPool3d)]
+    assert len(pools) == 2 * sum(1 for m in model.modules() if type(m).__name__ == "MultiDimensionalAttention")
+    image = torch.rand(1, 3, 24, 20)
+    with torch.no_grad():
+        swapped = model(image)
+        for parent, name in pools:
+            setattr(parent, name, torch.nn.AdaptiveMaxPool3d(1))
+        original = model(image)
+    assert torch.equal(swapped, original)
