@@ -2,12 +2,15 @@
 
     python benchmarks/gpu_check.py [--size 64] [--steps 6]
 
-1. The CUDA forward equals the CPU forward (max abs difference <= 1e-4) for the paper preset's SNN and ANN twin.
+1. The CUDA forward equals the CPU forward (max abs difference <= 1e-4, TF32 off) for the paper preset's SNN and
+   its ANN twin.
 2. A few mixed-precision training steps of the paper preset (AdamW 1e-3 and the 1 - SSIM loss of the training
    recipe, autocast bf16 or fp16 with a GradScaler, as ``snn-energy train`` uses them) lower the loss on one
    fixed batch of random 64x64 crops.
 3. Profiling on CUDA passes ``torch.cuda.set_sync_debug_mode("error")``: no host synchronisation during a
-   profiled forward; the rows, read afterwards, equal those of the CPU.
+   profiled forward; the rows, read afterwards, match those of the CPU (MACs identical; spikes and synaptic
+   operations within 1e-3 of their totals, since a potential within rounding of the threshold may fire on one
+   device only).
 4. Prints forward, training and profiling throughput.
 Exits 1 if a check fails.
 """
@@ -35,8 +38,16 @@ def _seconds(run, repeats: int = 3) -> float:
     return sorted(times)[len(times) // 2]
 
 
+def exact_float32(enabled: bool) -> None:
+    """Turn off (or back on) TF32 in cuDNN convolutions and matrix products, which is on by default for
+    convolutions and would make the CUDA forward differ from the CPU's by about 1e-3."""
+    torch.backends.cudnn.allow_tf32 = not enabled
+    torch.backends.cuda.matmul.allow_tf32 = not enabled
+
+
 def check_forward(size: int) -> bool:
     ok = True
+    exact_float32(True)
     torch.manual_seed(0)
     x = torch.rand(2, 3, size, size)
     for arch in ("snn", "ann"):
@@ -47,7 +58,9 @@ def check_forward(size: int) -> bool:
         difference = (got - expected).abs().max().item()
         passed = difference <= 1e-4
         ok &= passed
-        print(f"[{'ok' if passed else 'FAIL'}] CUDA forward = CPU forward, {arch}: max |difference| {difference:.2e}")
+        print(f"[{'ok' if passed else 'FAIL'}] CUDA forward = CPU forward (TF32 off), {arch}: "
+              f"max |difference| {difference:.2e}")
+    exact_float32(False)
     return ok
 
 
@@ -80,6 +93,7 @@ def check_training(steps: int) -> bool:
 
 def check_profiling(size: int) -> bool:
     torch.manual_seed(0)
+    exact_float32(True)
     model = esdnet.build_model("paper").eval()
     x = torch.rand(1, 3, size, size)
     with Profiler(model) as reference, torch.no_grad():
@@ -106,13 +120,18 @@ def check_profiling(size: int) -> bool:
                 model(x_cuda)
             p.records()
         profiling = _seconds(profiled)
+    exact_float32(False)
     rows = profiler.records()
     first = rows[rows["image"] == 0].reset_index(drop=True)
-    columns = ["macs", "sops", "spikes"]
-    expected = reference.records()[columns].reset_index(drop=True)
-    close = ((first[columns] - expected).abs() <= 1e-6 * expected.abs().max()).all().all()
+    expected = reference.records().reset_index(drop=True)
+    same_macs = first["macs"].equals(expected["macs"])
+    # a membrane potential within rounding of the threshold may fire on one device and not the other
+    spikes = (first["spikes"] - expected["spikes"]).abs().sum() / max(expected["spikes"].sum(), 1)
+    sops = (first["sops"] - expected["sops"]).abs().sum() / max(expected["sops"].sum(), 1)
+    close = same_macs and spikes <= 1e-3 and sops <= 1e-3
     print(f"[{'ok' if passed else 'FAIL'}] profiled forward under sync-debug mode 'error' (no host sync)")
-    print(f"[{'ok' if close else 'FAIL'}] CUDA rows = CPU rows (macs, sops, spikes)")
+    print(f"[{'ok' if close else 'FAIL'}] CUDA rows = CPU rows: MACs {'identical' if same_macs else 'DIFFER'}; "
+          f"spikes differ by {spikes:.1e} and synaptic operations by {sops:.1e} of their totals (at most 1e-3)")
     print(f"forward {size}x{size}: {forward * 1e3:.1f} ms ({1 / forward:.1f} img/s); profiled forward with its rows "
           f"{profiling * 1e3:.1f} ms ({profiling / forward:.2f}x)")
     return passed and close

@@ -2,7 +2,7 @@
 SpikingJelly's SimpleEnergyProfiler and fvcore's FlopCountAnalysis, at several image sizes, on CPU (and on CUDA
 when present).
 
-    python benchmarks/profiler_overhead.py [--preset paper] [--sizes 32 64 128 256] [--repeats 3] [--threads 1]
+    python benchmarks/profiler_overhead.py [--preset paper] [--sizes 32 64 128 256] [--repeats 3] [--threads 1] [--devices cpu cuda]
 
 Timing: per size, one warm-up round, then ``--repeats`` rounds; each round runs every method once, in turn, so a
 change of machine load hits all of them alike. Reported: the median wall-clock and CPU (process) time per
@@ -11,7 +11,8 @@ our profiler is entered and left around each forward and its rows are read (``re
 everything it measured), so attaching and removing its hooks and building the rows are part of its cost.
 ``snn_energy_attached``: as when profiling a data set, the profiler stays attached (to a copy of the model, so that
 the other methods run unprofiled) and each forward's rows are drained (``drain()``). On CUDA, the plain and our
-profiler's forwards are timed again on the GPU (wall clock, synchronised after each forward).
+On CUDA (``--devices cuda``, by default when present) every method is timed again on the GPU (wall clock,
+synchronised after each forward; at least 5 rounds).
 
 Memory: in a fresh Python process per method, the model runs one warm-up forward, the kernel's peak-RSS mark
 is reset (``/proc/self/clear_refs``), and one more forward runs: reported are the peak resident set size during
@@ -160,6 +161,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     parser.add_argument("--skip", nargs="*", default=[], choices=METHODS[1:], help="methods to leave out")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"], choices=("cpu", "cuda"),
+                        help="where to time (default: cpu, then cuda when present)")
     parser.add_argument("--child-memory", choices=("plain", "snn_energy"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_memory:
@@ -170,29 +173,34 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     model = esdnet.build_model(args.preset).eval()
     methods = [m for m in METHODS if m not in args.skip]
-    print(f"ESDNet {args.preset} preset, T={model.T}, CPU, {args.threads} torch thread(s), {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.2f}")
-    for size in args.sizes:
-        x = torch.rand(1, 3, size, size)
-        print(f"\ninput 1x3x{size}x{size} (load average {os.getloadavg()[0]:.2f})")
-        medians = time_methods(model, x, methods, args.repeats)
-        print(f"median of {args.repeats} rounds, CPU (load average now {os.getloadavg()[0]:.2f})")
-        _table(medians)
-        if not args.no_memory:
-            args.size = size
-            plain_peak, plain_rise = memory_of("plain", args)
-            ours_peak, ours_rise = memory_of("snn_energy", args)
-            print(f"peak resident memory during one forward (VmHWM, fresh process per method, "
-                  f"MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD}): plain {plain_peak:.1f} MiB (rise {plain_rise:.1f}), "
-                  f"snn_energy {ours_peak:.1f} MiB (rise {ours_rise:.1f}), x{ours_peak / plain_peak:.3f}")
-    if torch.cuda.is_available():
+    if "cpu" in args.devices:
+        print(f"ESDNet {args.preset} preset, T={model.T}, CPU, {args.threads} torch thread(s), {os.cpu_count()} cores, "
+              f"load average {os.getloadavg()[0]:.2f}")
+        for size in args.sizes:
+            x = torch.rand(1, 3, size, size)
+            print(f"\ninput 1x3x{size}x{size} (load average {os.getloadavg()[0]:.2f})")
+            medians = time_methods(model, x, methods, args.repeats)
+            print(f"median of {args.repeats} rounds, CPU (load average now {os.getloadavg()[0]:.2f})")
+            _table(medians)
+            if not args.no_memory:
+                args.size = size
+                plain_peak, plain_rise = memory_of("plain", args)
+                ours_peak, ours_rise = memory_of("snn_energy", args)
+                print(f"peak resident memory during one forward (VmHWM, fresh process per method, "
+                      f"MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD}): plain {plain_peak:.1f} MiB (rise {plain_rise:.1f}), "
+                      f"snn_energy {ours_peak:.1f} MiB (rise {ours_rise:.1f}), x{ours_peak / plain_peak:.3f}")
+    if "cuda" in args.devices and not torch.cuda.is_available():
+        print("\nno CUDA device: no GPU rows")
+    elif "cuda" in args.devices:
         cuda_model = model.cuda()
-        print(f"\nCUDA: {torch.cuda.get_device_name()}")
+        repeats = max(args.repeats, 5)
+        print(f"\nCUDA: {torch.cuda.get_device_name()}, torch {torch.__version__}, "
+              f"load average {os.getloadavg()[0]:.2f}")
         for size in args.sizes:
             x = torch.rand(1, 3, size, size, device="cuda")
             torch.cuda.reset_peak_memory_stats()
-            medians = time_methods(cuda_model, x, ["plain", "snn_energy", "snn_energy_attached"], max(args.repeats, 5))
-            print(f"input 1x3x{size}x{size}, median of {max(args.repeats, 5)} rounds, GPU "
+            medians = time_methods(cuda_model, x, methods, repeats)
+            print(f"input 1x3x{size}x{size}, median of {repeats} rounds, GPU "
                   f"(peak {torch.cuda.max_memory_allocated() / 2 ** 20:.0f} MiB allocated)")
             _table(medians)
     return 0

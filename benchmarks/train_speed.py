@@ -7,6 +7,7 @@ images, in eval mode without gradients. One warm-up step or image precedes the t
 
     .venv/bin/python benchmarks/train_speed.py                   # about 4 minutes on 2 CPU cores
     .venv/bin/python benchmarks/train_speed.py --steps 5 --images 4 --threads 2
+    .venv/bin/python benchmarks/train_speed.py --devices cuda      # the GPU rows alone
 """
 from __future__ import annotations
 
@@ -75,9 +76,11 @@ def main() -> None:
     parser.add_argument("--paper-steps", type=int, default=1, help="timed training steps for the paper preset on a CPU")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads (default: torch's)")
     parser.add_argument("--presets", nargs="+", default=["small", "paper"], choices=sorted(esdnet.PRESETS))
+    parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"], choices=("cpu", "cuda"),
+                        help="where to measure (default: cpu, then cuda when present)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    devices = [torch.device(name) for name in args.devices if name == "cpu" or torch.cuda.is_available()]
     print(f"torch {torch.__version__}; CPU threads {args.threads}; CUDA "
           f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'not available'}")
     print(f"{'device':<6} {'preset':<6} {'arch':<4} {'train img/s (12x64x64)':>22} {'infer MP/s (tiled 256x256)':>27}")
