@@ -2,7 +2,8 @@
 SpikingJelly's SimpleEnergyProfiler and fvcore's FlopCountAnalysis, at several image sizes, on CPU (and on CUDA
 when present).
 
-    python benchmarks/profiler_overhead.py [--preset paper] [--sizes 32 64 128 256] [--repeats 3] [--threads 1] [--devices cpu cuda]
+    python benchmarks/profiler_overhead.py [--preset paper] [--sizes 32 64 128 256] [--batch 1] [--repeats 3]
+        [--threads 1] [--devices cpu cuda]
 
 Timing: per size, one warm-up round, then ``--repeats`` rounds; each round runs every method once, in turn, so a
 change of machine load hits all of them alike. Reported: the median wall-clock and CPU (process) time per
@@ -115,13 +116,13 @@ def _memory_status_mib(field: str) -> float:
     return int(line.split()[1]) / 1024  # kB
 
 
-def measure_memory_in_this_process(method: str, preset: str, size: int, threads: int) -> None:
+def measure_memory_in_this_process(method: str, preset: str, size: int, threads: int, batch: int = 1) -> None:
     """Child process: build the model, run one warm-up forward the way ``method`` does, reset the peak-RSS mark,
     run one more; print the peak resident size during it and its rise above the size before it, in MiB."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = esdnet.build_model(preset).eval()
-    x = torch.rand(1, 3, size, size)
+    x = torch.rand(batch, 3, size, size)
     run = _forward(method, model, x, contextlib.ExitStack())
     with torch.no_grad():
         run()
@@ -138,7 +139,7 @@ def memory_of(method: str, args) -> tuple[float, float]:
     """Return (peak RSS MiB, its rise above the RSS before the forward, MiB) of one forward by ``method``,
     measured in a fresh process."""
     command = [sys.executable, __file__, "--child-memory", method, "--preset", args.preset, "--size",
-               str(args.size), "--threads", str(args.threads)]
+               str(args.size), "--threads", str(args.threads), "--batch", str(args.batch)]
     environment = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}
     output = subprocess.run(command, check=True, capture_output=True, text=True, env=environment).stdout.split()
     return float(output[-2]), float(output[-1])
@@ -157,6 +158,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 128, 256],
                         help="image heights and widths (default: 32 64 128 256)")
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)  # the memory child's one size
+    parser.add_argument("--batch", type=int, default=1, help="images per forward (default: 1)")
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds after the warm-up (default: 3)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     parser.add_argument("--skip", nargs="*", default=[], choices=METHODS[1:], help="methods to leave out")
@@ -166,7 +168,7 @@ def main(argv=None) -> int:
     parser.add_argument("--child-memory", choices=("plain", "snn_energy"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_memory:
-        measure_memory_in_this_process(args.child_memory, args.preset, args.size, args.threads)
+        measure_memory_in_this_process(args.child_memory, args.preset, args.size, args.threads, args.batch)
         return 0
 
     torch.set_num_threads(args.threads)
@@ -177,8 +179,8 @@ def main(argv=None) -> int:
         print(f"ESDNet {args.preset} preset, T={model.T}, CPU, {args.threads} torch thread(s), {os.cpu_count()} cores, "
               f"load average {os.getloadavg()[0]:.2f}")
         for size in args.sizes:
-            x = torch.rand(1, 3, size, size)
-            print(f"\ninput 1x3x{size}x{size} (load average {os.getloadavg()[0]:.2f})")
+            x = torch.rand(args.batch, 3, size, size)
+            print(f"\ninput {args.batch}x3x{size}x{size} (load average {os.getloadavg()[0]:.2f})")
             medians = time_methods(model, x, methods, args.repeats)
             print(f"median of {args.repeats} rounds, CPU (load average now {os.getloadavg()[0]:.2f})")
             _table(medians)
@@ -197,10 +199,10 @@ def main(argv=None) -> int:
         print(f"\nCUDA: {torch.cuda.get_device_name()}, torch {torch.__version__}, "
               f"load average {os.getloadavg()[0]:.2f}")
         for size in args.sizes:
-            x = torch.rand(1, 3, size, size, device="cuda")
+            x = torch.rand(args.batch, 3, size, size, device="cuda")
             torch.cuda.reset_peak_memory_stats()
             medians = time_methods(cuda_model, x, methods, repeats)
-            print(f"input 1x3x{size}x{size}, median of {repeats} rounds, GPU "
+            print(f"input {args.batch}x3x{size}x{size}, median of {repeats} rounds, GPU "
                   f"(peak {torch.cuda.max_memory_allocated() / 2 ** 20:.0f} MiB allocated)")
             _table(medians)
     return 0
