@@ -1,5 +1,6 @@
 """ESDNet, the spiking deraining U-Net of "Learning A Spiking Neural Network for Efficient Image Deraining"
-(IJCAI 2024), and its ANN twin, built from SpikingJelly 2.x layers.
+(IJCAI 2024), and its ANN twin, built from SpikingJelly 2.x layers (the attention's global max pools are computed
+by ``GlobalMaxPool3d``, an ``nn.AdaptiveMaxPool3d`` subclass, for CUDA speed).
 
 Module and parameter names follow the authors' released code, so their checkpoints load unchanged. The ANN
 twin is the same network with every LIF neuron replaced by ReLU: same modules, same parameter names, same
