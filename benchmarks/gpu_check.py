@@ -17,6 +17,7 @@ Exits 1 if a check fails.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 
@@ -38,21 +39,25 @@ def _seconds(run, repeats: int = 3) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def exact_float32(enabled: bool) -> None:
-    """Turn off (or back on) TF32 in cuDNN convolutions and matrix products, which is on by default for
-    convolutions and would make the CUDA forward differ from the CPU's by about 1e-3."""
-    torch.backends.cudnn.allow_tf32 = not enabled
-    torch.backends.cuda.matmul.allow_tf32 = not enabled
+@contextlib.contextmanager
+def exact_float32():
+    """Within the block, TF32 is off in cuDNN convolutions and matrix products (on by default for convolutions, it
+    would make the CUDA forward differ from the CPU's by about 1e-3); the previous settings are restored after."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def check_forward(size: int) -> bool:
     ok = True
-    exact_float32(True)
     torch.manual_seed(0)
     x = torch.rand(2, 3, size, size)
     for arch in ("snn", "ann"):
         model = esdnet.build_model("paper", arch=arch).eval()
-        with torch.no_grad():
+        with torch.no_grad(), exact_float32():
             expected = model(x)
             got = model.cuda()(x.cuda()).cpu()
         difference = (got - expected).abs().max().item()
@@ -60,7 +65,6 @@ def check_forward(size: int) -> bool:
         ok &= passed
         print(f"[{'ok' if passed else 'FAIL'}] CUDA forward = CPU forward (TF32 off), {arch}: "
               f"max |difference| {difference:.2e}")
-    exact_float32(False)
     return ok
 
 
@@ -93,14 +97,13 @@ def check_training(steps: int) -> bool:
 
 def check_profiling(size: int) -> bool:
     torch.manual_seed(0)
-    exact_float32(True)
     model = esdnet.build_model("paper").eval()
     x = torch.rand(1, 3, size, size)
     with Profiler(model) as reference, torch.no_grad():
         model(x)
     model.cuda()
     x_cuda = x.cuda()
-    with torch.no_grad():
+    with torch.no_grad(), exact_float32():
         forward = _seconds(lambda: model(x_cuda))
         with Profiler(model) as profiler:
             model(x_cuda)  # fills the shape caches
@@ -120,7 +123,6 @@ def check_profiling(size: int) -> bool:
                 model(x_cuda)
             p.records()
         profiling = _seconds(profiled)
-    exact_float32(False)
     rows = profiler.records()
     first = rows[rows["image"] == 0].reset_index(drop=True)
     expected = reference.records().reset_index(drop=True)
