@@ -167,6 +167,10 @@ def main(argv=None) -> int:
                         help="where to time (default: cpu, then cuda when present)")
     parser.add_argument("--child-memory", choices=("plain", "snn_energy"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    for name in ("batch", "repeats", "threads", "sizes"):
+        values = getattr(args, name)
+        if min(values if isinstance(values, list) else [values]) < 1:
+            parser.error(f"--{name} must be at least 1, got {values}")
     if args.child_memory:
         measure_memory_in_this_process(args.child_memory, args.preset, args.size, args.threads, args.batch)
         return 0
