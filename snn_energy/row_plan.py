@@ -123,9 +123,8 @@ class _Contributions:
 
     def arrays(self, rows: int) -> dict:
         """Return the plan's fields for these entries (targets in a ``[MEASURED, rows, N]`` block)."""
-        as_array = lambda values: np.array(values, dtype=np.int64)
-        return dict(target=as_array(self.count) * rows + as_array(self.row), base=as_array(self.base),
-                    stride=as_array(self.stride), condition=as_array(self.condition),
+        return dict(target=_indices(self.count) * rows + _indices(self.row), base=_indices(self.base),
+                    stride=_indices(self.stride), condition=_indices(self.condition),
                     extra=np.array(self.extra, dtype=float), shared=self.shared)
 
 
@@ -317,17 +316,16 @@ def _build_plan(structure: _Structure, neuron_probes: frozenset, packed_length: 
     layer_calls: dict = {}
     for index in kept:
         layer_calls.setdefault(calls[index].layer, []).append(index)
-    as_array = lambda values: np.array(values, dtype=np.int64)
     return _Plan(
         dropped_probes=dropped,
         labels=_labels(labels),
         dense={name: np.array(sums, dtype=float) for name, sums in dense.items()},
-        kind_rows=as_array([row for row, _ in kind_pairs]), kind_calls=as_array([call for _, call in kind_pairs]),
-        first_calls=as_array(first_calls),
-        encoding_repeats=as_array([slots.repeated[i] for i in kept
+        kind_rows=_indices([row for row, _ in kind_pairs]), kind_calls=_indices([call for _, call in kind_pairs]),
+        first_calls=_indices(first_calls),
+        encoding_repeats=_indices([slots.repeated[i] for i in kept
                                    if calls[i].is_encoding and slots.repeated[i] >= 0]),
         **entries.arrays(len(rows)), **_extreme_plan(structure, kept, N),
-        layer_calls={layer: as_array(indices) for layer, indices in layer_calls.items()},
+        layer_calls={layer: _indices(indices) for layer, indices in layer_calls.items()},
     )
 
 
@@ -337,28 +335,30 @@ def _extreme_plan(structure: _Structure, kept: list, N: int) -> dict:
     calls, slots = structure.calls, structure.slots
     layers: dict = {}
     neurons, with_dead = [], []
+
+    def layer_index(name: str) -> int:  # the layer's position, a new one (with no neurons yet) at its first sight
+        if name not in layers:
+            layers[name] = len(layers)
+            neurons.append(0)
+        return layers[name]
+
     dead_of, saturated_of = slots.dead.tolist(), slots.saturated.tolist()
     for index in kept:
         start, stop = dead_of[index]
         if start >= 0 and stop - start == N:
-            layer = layers.setdefault(calls[index].layer, len(layers))
-            if layer == len(neurons):
-                neurons.append(0)
+            layer = layer_index(calls[index].layer)
             neurons[layer] += calls[index].neurons
             with_dead.append((layer, start, saturated_of[index][0]))
     extras = []
     for name, (start, _) in slots.extras.items():
         kind, layer_name = name.split(":", 1)
         if kind == "dead":
-            layer = layers.setdefault(layer_name, len(layers))
-            if layer == len(neurons):
-                neurons.append(0)
+            layer = layer_index(layer_name)
             extras.append((layer, start, slots.extras[f"saturated:{layer_name}"][0],
                            slots.extras[f"neurons:{layer_name}"][0]))
-    as_array = lambda values: np.array(values, dtype=np.int64)
-    return dict(extreme_layers=_objects(list(layers)), extreme_calls=as_array([entry[0] for entry in with_dead]),
-                extreme_dead=as_array([entry[1] for entry in with_dead]),
-                extreme_saturated=as_array([entry[2] for entry in with_dead]),
+    return dict(extreme_layers=_objects(list(layers)), extreme_calls=_indices([entry[0] for entry in with_dead]),
+                extreme_dead=_indices([entry[1] for entry in with_dead]),
+                extreme_saturated=_indices([entry[2] for entry in with_dead]),
                 extreme_neurons=np.array(neurons, dtype=float), extreme_extras=extras)
 
 
@@ -369,6 +369,11 @@ def _labels(rows: list) -> dict:
     return dict(layer=_objects(layers), role=_objects(roles), module_type=_objects(module_types),
                 timestep=np.array(timesteps, dtype=np.int64), order=np.array(orders, dtype=np.int64),
                 is_encoding=np.array(encoding, dtype=bool))
+
+
+def _indices(values) -> np.ndarray:
+    """Return a 1-D int64 array of the values (positions, rows, conditions)."""
+    return np.array(values, dtype=np.int64)
 
 
 def _objects(values) -> np.ndarray:
