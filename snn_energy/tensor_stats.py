@@ -103,8 +103,8 @@ def measure(x: torch.Tensor, rows: int, weights: torch.Tensor | None = None, wid
     image, the elements nonzero at some timestep (``ever``) and at every timestep (``always``).
 
     Chunks of about a million elements on the CPU, 64 million on an accelerator (rows of ``width``; columns,
-    holding every timestep, when ``steps`` is given) go through reusable scratch buffers. The weighted sums are exact while each row's sum stays below 2**24 in
-    float32 (``weights.dtype`` float64 computes in float64).
+    holding every timestep, when ``steps`` is given) go through reusable scratch buffers. The weighted sums are
+    exact while each row's sum stays below 2**24 in float32 (``weights.dtype`` float64 computes in float64).
     """
     if x.is_complex():
         x = x.abs()
@@ -115,7 +115,6 @@ def measure(x: torch.Tensor, rows: int, weights: torch.Tensor | None = None, wid
     if weights is not None and weights.dtype != dtype:
         weights = weights.to(dtype)
     if x.numel() == 0 or rows == 0:
-        zero = torch.zeros((), device=x.device)
         empty = torch.zeros(rows, device=x.device)
         per_image = torch.zeros(rows // steps if steps else 0, device=x.device)
         measured = TensorStats(torch.zeros(3, device=x.device), empty, *((per_image, per_image) if steps else ()))
