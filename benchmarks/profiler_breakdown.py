@@ -30,7 +30,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 import weakref
 from copy import deepcopy
 
@@ -40,6 +39,7 @@ import esdnet
 import snn_energy.recorder as recorder
 from snn_energy import Profiler
 from snn_energy.tensor_stats import TensorStats
+from profiler_overhead import refuse_below_one, timed  # this folder is on the path when run as a script
 
 
 def _stub(x: torch.Tensor, rows: int, weights=None, width=None, stats: bool = True, accumulates: bool = False,
@@ -69,12 +69,6 @@ class _Capture:
         return self.measure(x, *args, **kwargs)
 
 
-def _seconds(run) -> float:
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
-
-
 def breakdown(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> dict:
     """Return the median seconds per forward of ``plain``, ``profiled`` and ``host only``, and the seconds of
     ``measure replay`` and ``one read``, with the elements measured (all calls, distinct tensors)."""
@@ -99,7 +93,7 @@ def breakdown(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> dict:
     with torch.no_grad(), profiled, stubbed:
         for round_index in range(repeats + 1):
             for name, run in runs.items():
-                seconds = _seconds(run)
+                seconds = timed(run)[0]
                 if round_index:
                     samples[name].append(seconds)
         capture = _Capture(measure)
@@ -115,8 +109,8 @@ def breakdown(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> dict:
     with torch.no_grad():
         replay(), read()  # warm the scratch buffers
         result = {name: statistics.median(values) for name, values in samples.items()}
-        result["measure replay"] = statistics.median(_seconds(replay) for _ in range(repeats))
-        result["one read"] = statistics.median(_seconds(read) for _ in range(repeats))
+        result["measure replay"] = statistics.median(timed(replay)[0] for _ in range(repeats))
+        result["one read"] = statistics.median(timed(read)[0] for _ in range(repeats))
     result["elements"] = sum(copy.numel() for copy, _, _, _ in calls)
     result["distinct elements"] = sum(copy.numel() for copy, distinct, _, _ in calls if distinct)
     result["calls"] = len(calls)
@@ -131,10 +125,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds after the warm-up (default: 3)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     args = parser.parse_args(argv)
-    for name in ("repeats", "threads", "sizes"):
-        values = getattr(args, name)
-        if min(values if isinstance(values, list) else [values]) < 1:
-            parser.error(f"--{name} must be at least 1, got {values}")
+    refuse_below_one(parser, args, ("repeats", "threads", "sizes"))
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = esdnet.build_model(args.preset).eval()

@@ -11,7 +11,7 @@ forward, and each method's ratio to the plain forward. All runs are under ``torc
 our profiler is entered and left around each forward and its rows are read (``records()``: the one transfer of
 everything it measured), so attaching and removing its hooks and building the rows are part of its cost.
 ``snn_energy_attached``: as when profiling a data set, the profiler stays attached (to a copy of the model, so that
-the other methods run unprofiled) and each forward's rows are drained (``drain()``). On CUDA, the plain and our
+the other methods run unprofiled) and each forward's rows are drained (``drain()``).
 On CUDA (``--devices cuda``, by default when present) every method is timed again on the GPU (wall clock,
 synchronised after each forward; at least 5 rounds).
 
@@ -85,7 +85,8 @@ def _forward(method: str, model: torch.nn.Module, x: torch.Tensor, session: cont
     return traced
 
 
-def _timed(run, cuda: bool = False) -> tuple[float, float]:
+def timed(run, cuda: bool = False) -> tuple[float, float]:
+    """Return the wall-clock and CPU (process) seconds of one call of ``run`` (synchronised with CUDA)."""
     wall, cpu = time.perf_counter(), time.process_time()
     run()
     if cuda:
@@ -102,7 +103,7 @@ def time_methods(model, x, methods, repeats: int) -> dict[str, tuple[float, floa
     with torch.no_grad(), session:
         for round_index in range(repeats + 1):
             for method, run in runs.items():
-                seconds = _timed(run, cuda)
+                seconds = timed(run, cuda)
                 if round_index:  # round 0 warms up
                     samples[method].append(seconds)
                 print(f"  round {round_index}{' (warm-up)' if not round_index else ''} {method:13s} "
@@ -145,6 +146,14 @@ def memory_of(method: str, args) -> tuple[float, float]:
     return float(output[-2]), float(output[-1])
 
 
+def refuse_below_one(parser: argparse.ArgumentParser, args, names) -> None:
+    """Exit with a usage error naming the option when a numeric option (or one of its values) is below 1."""
+    for name in names:
+        values = getattr(args, name)
+        if min(values if isinstance(values, list) else [values]) < 1:
+            parser.error(f"--{name} must be at least 1, got {values}")
+
+
 def _table(medians: dict) -> None:
     plain_wall, plain_cpu = medians["plain"]
     print(f"{'method':14s} {'wall s':>8s} {'cpu s':>8s} {'wall x':>8s} {'cpu x':>8s}")
@@ -167,10 +176,7 @@ def main(argv=None) -> int:
                         help="where to time (default: cpu, then cuda when present)")
     parser.add_argument("--child-memory", choices=("plain", "snn_energy"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    for name in ("batch", "repeats", "threads", "sizes"):
-        values = getattr(args, name)
-        if min(values if isinstance(values, list) else [values]) < 1:
-            parser.error(f"--{name} must be at least 1, got {values}")
+    refuse_below_one(parser, args, ("batch", "repeats", "threads", "sizes"))
     if args.child_memory:
         measure_memory_in_this_process(args.child_memory, args.preset, args.size, args.threads, args.batch)
         return 0
